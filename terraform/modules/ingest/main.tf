@@ -28,14 +28,6 @@ resource "aws_sqs_queue" "input" {
   tags = var.tags
 }
 
-resource "aws_sqs_queue_redrive_allow_policy" "input_dlq" {
-  queue_url = aws_sqs_queue.input_dlq.id
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.input.arn]
-  })
-}
-
 # Records rejected by plugins (invalid data, not faults): inspected and replayed by people.
 resource "aws_sqs_queue" "rejects" {
   name                      = "${var.name}-rejects"

@@ -1,0 +1,23 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "pipeline" {
+  description = "Pipeline name (weir publish --pipeline NAME)."
+  type        = string
+  default     = "orders"
+}
+
+variable "alerts_email" {
+  description = "E-mail address for alarms; null for none."
+  type        = string
+  default     = null
+}
+
+variable "signing_keys" {
+  description = "Base64 ed25519 public keys trusted to sign plugins."
+  type        = list(string)
+  default     = []
+}

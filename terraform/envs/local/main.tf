@@ -1,0 +1,54 @@
+# weir against a local AWS emulator (moto server) on the loopback interface: every
+# resource is really created, read back, wired and destroyed, without an AWS account.
+# The account ID is read from the emulator's STS (resource ARNs must carry it).
+# Credentials come from the environment (AWS_ACCESS_KEY_ID=testing, ...): see
+# terraform/tests/moto.sh, which runs this end to end.
+
+provider "aws" {
+  region                      = var.region
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  s3_use_path_style           = true
+
+  endpoints {
+    athena     = var.endpoint
+    cloudwatch = var.endpoint
+    dynamodb   = var.endpoint
+    glue       = var.endpoint
+    iam        = var.endpoint
+    lambda     = var.endpoint
+    logs       = var.endpoint
+    s3         = var.endpoint
+    sns        = var.endpoint
+    sqs        = var.endpoint
+    sts        = var.endpoint
+  }
+
+  default_tags {
+    tags = { project = "weir", env = "local" }
+  }
+}
+
+module "weir" {
+  source = "../.."
+
+  name     = "weir"
+  pipeline = "local"
+
+  lambda_zip_path         = var.lambda_zip_path
+  enable_athena_workgroup = var.enable_athena_workgroup
+
+  # Throwaway: everything must go on destroy.
+  force_destroy_buckets     = true
+  table_deletion_protection = false
+
+  input_prefix            = "incoming/"
+  input_suffix            = ".csv"
+  queue_max_receive_count = 4
+  lambda_timeout_seconds  = 30
+  batch_size              = 25
+  batching_window_seconds = 2
+  max_concurrency         = 2
+  alerts_email            = "alerts@example.com"
+}
