@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Every check of weir's Terraform, in order:
+#   1. terraform fmt -check -recursive
+#   2. terraform init -backend=false (root module and both envs; offline provider
+#      mirror /opt/tf-plugins when it exists)
+#   3. terraform validate (root module and both envs)
+#   4. terraform test (mocked provider: wiring asserts)
+#   5. checkov (own venv at <repo>/.venv-checkov; skipped checks in ../CHECKOV_SKIPS.md)
+#   6. terraform apply of envs/local against a moto server on a free 127.0.0.1 port,
+#      verification through the AWS API (moto_verify.py), destroy, stop moto
+# and ends with one line: `terraform: N passed, M failed` (exit 1 when M > 0).
+# A missing terraform, or a venv that pip cannot install, is reported as SKIPPED.
+# Runnable from any directory; leaves no state, .terraform dir or server behind.
+set -uo pipefail
+
+TF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_ROOT="$(cd "$TF_DIR/.." && pwd)"
+cd "$TF_DIR"
+
+CHECKOV_VERSION="3.3.30"
+MOTO_VERSION="5.2.5"
+PLUGIN_MIRROR="/opt/tf-plugins"
+CHECKOV_VENV="$REPO_ROOT/.venv-checkov"
+MOTO_VENV="$REPO_ROOT/.venv-moto"
+PYTHON="${PYTHON:-python3}"
+ENVS=(envs/local envs/example)
+
+PASSED=0
+FAILED=0
+SKIPPED=()
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/weir-tf.XXXXXX")"
+MOTO_PID=""
+LAST_LOG=""
+# .terraform dirs and lock files that this run creates are removed at exit; ones that
+# were already there (a developer's own init, maybe with a backend) are left alone.
+CREATED=()
+for d in . "${ENVS[@]}"; do
+  [[ -e "$TF_DIR/$d/.terraform" ]] || CREATED+=("$TF_DIR/$d/.terraform")
+  [[ -e "$TF_DIR/$d/.terraform.lock.hcl" ]] || CREATED+=("$TF_DIR/$d/.terraform.lock.hcl")
+done
+
+cleanup() {
+  if [[ -n "$MOTO_PID" ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
+    kill "$MOTO_PID" 2>/dev/null
+    wait "$MOTO_PID" 2>/dev/null
+  fi
+  rm -rf "$WORK"
+  if ((${#CREATED[@]})); then rm -rf "${CREATED[@]}"; fi
+}
+trap cleanup EXIT
+
+section() { printf '\n==== %s ====\n' "$*"; }
+pass() { PASSED=$((PASSED + 1)); printf '  PASS %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf '  FAIL %s\n' "$*"; }
+skip() {
+  SKIPPED+=("$*")
+  printf '\n  ******************************************************************\n'
+  printf '  *** SKIPPED: %s\n' "$*"
+  printf '  ******************************************************************\n'
+}
+
+# step NAME CMD...: runs CMD with its output in a log; shows the log's tail on failure.
+step() {
+  local name="$1"; shift
+  local log="$WORK/step-$((PASSED + FAILED + 1)).log"
+  LAST_LOG="$log"
+  if "$@" >"$log" 2>&1; then
+    pass "$name"
+  else
+    fail "$name"
+    sed 's/^/      | /' "$log" | tail -n 40
+  fi
+}
+
+# counted NAME LOG CMD...: runs a command that prints `N passed, M failed` itself and adds
+# its N and M to the totals (at least one failure if it exits non-zero).
+counted() {
+  local name="$1" log="$2"; shift 2
+  local rc=0 p f line
+  "$@" >"$log" 2>&1 || rc=$?
+  line="$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)"
+  p="$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"${line:-0 passed, 0 failed}")"
+  f="$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"${line:-0 passed, 0 failed}")"
+  if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; fi
+  PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+  if [[ $rc -eq 0 ]]; then
+    printf '  PASS %s (%s passed)\n' "$name" "$p"
+  else
+    printf '  FAIL %s (%s passed, %s failed)\n' "$name" "$p" "$f"
+    sed 's/^/      | /' "$log" | tail -n 60
+  fi
+  return $rc
+}
+
+finish() {
+  if ((${#SKIPPED[@]})); then
+    printf '\n'
+    for s in "${SKIPPED[@]}"; do printf '*** SKIPPED: %s\n' "$s"; done
+  fi
+  printf '\nterraform: %d passed, %d failed\n' "$PASSED" "$FAILED"
+  [[ $FAILED -eq 0 ]]
+  exit $?
+}
+
+# A venv with PACKAGES in it, created when missing; returns 1 when pip cannot install.
+ensure_venv() {
+  local venv="$1" probe="$2"; shift 2
+  if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "$probe" >/dev/null 2>&1; then
+    return 0
+  fi
+  printf '  installing %s into %s\n' "$*" "$venv"
+  rm -rf "$venv"
+  "$PYTHON" -m venv "$venv" >"$WORK/venv.log" 2>&1 &&
+    "$venv/bin/pip" install --quiet "$@" >>"$WORK/venv.log" 2>&1 &&
+    "$venv/bin/python" -c "$probe" >>"$WORK/venv.log" 2>&1 && return 0
+  sed 's/^/      | /' "$WORK/venv.log" | tail -n 15
+  rm -rf "$venv"
+  return 1
+}
+
+# ---------------------------------------------------------------------------------
+section "terraform: preflight"
+if ! command -v terraform >/dev/null 2>&1; then
+  skip "terraform is not installed: fmt, init, validate, test and the moto apply did not run"
+  finish
+fi
+# A CLI config path that does not exist only produces warnings: drop it.
+if [[ -n "${TF_CLI_CONFIG_FILE:-}" && ! -e "$TF_CLI_CONFIG_FILE" ]]; then unset TF_CLI_CONFIG_FILE; fi
+export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
+terraform version | head -n 1
+INIT_ARGS=(-backend=false -input=false -no-color)
+if [[ -d "$PLUGIN_MIRROR" ]]; then
+  INIT_ARGS+=("-plugin-dir=$PLUGIN_MIRROR")
+  echo "  provider mirror: $PLUGIN_MIRROR"
+else
+  echo "  provider mirror: none ($PLUGIN_MIRROR missing), using the registry"
+fi
+
+# ---------------------------------------------------------------------------------
+section "terraform: fmt -check -recursive"
+step "fmt" terraform fmt -check -recursive -diff
+
+# ---------------------------------------------------------------------------------
+section "terraform: init"
+step "init ." terraform init "${INIT_ARGS[@]}"
+for env in "${ENVS[@]}"; do
+  step "init $env" terraform -chdir="$env" init "${INIT_ARGS[@]}"
+done
+
+# ---------------------------------------------------------------------------------
+section "terraform: validate"
+step "validate ." terraform validate -no-color
+for env in "${ENVS[@]}"; do
+  step "validate $env" terraform -chdir="$env" validate -no-color
+done
+
+# ---------------------------------------------------------------------------------
+section "terraform: test (mock_provider aws)"
+counted "terraform test" "$WORK/test.log" terraform test -no-color
+grep -E '^\s+run "|\.tftest\.hcl\.\.\. (pass|fail)' "$WORK/test.log" | sed 's/^/  /'
+
+# ---------------------------------------------------------------------------------
+section "terraform: checkov"
+if ensure_venv "$CHECKOV_VENV" "import checkov" "checkov==$CHECKOV_VERSION"; then
+  step "checkov (skips: CHECKOV_SKIPS.md)" "$CHECKOV_VENV/bin/checkov" --config-file .checkov.yaml
+  grep -Eo 'Passed checks: [0-9]+, Failed checks: [0-9]+.*' "$LAST_LOG" | sed 's/^/  /'
+else
+  skip "checkov: pip could not install checkov==$CHECKOV_VERSION into $CHECKOV_VENV"
+fi
+
+# ---------------------------------------------------------------------------------
+section "terraform: apply envs/local against moto, verify, destroy"
+if ensure_venv "$MOTO_VENV" "import moto.server, boto3" "moto[server]==$MOTO_VERSION" boto3; then
+  PORT="$("$MOTO_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  ENDPOINT="http://127.0.0.1:$PORT"
+  "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+  MOTO_PID=$!
+  up=0
+  for _ in $(seq 1 60); do
+    if "$MOTO_VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('$ENDPOINT/moto-api/', timeout=1)" 2>/dev/null; then up=1; break; fi
+    kill -0 "$MOTO_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  if [[ $up -eq 1 ]]; then
+    pass "moto $MOTO_VERSION listening on $ENDPOINT (pid $MOTO_PID)"
+
+    ZIP="$REPO_ROOT/target/lambda/bootstrap/bootstrap.zip"
+    if [[ -f "$ZIP" ]]; then
+      echo "  function zip: $ZIP (cargo lambda build)"
+    else
+      # moto stores the code and never runs it: any zip with a bootstrap will do.
+      mkdir -p "$WORK/zip"
+      printf '#!/bin/sh\necho "weir placeholder: build with cargo lambda" >&2\nexit 1\n' >"$WORK/zip/bootstrap"
+      chmod +x "$WORK/zip/bootstrap"
+      "$MOTO_VENV/bin/python" -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w'); z.write(sys.argv[2],'bootstrap'); z.close()" "$WORK/zip/bootstrap.zip" "$WORK/zip/bootstrap"
+      ZIP="$WORK/zip/bootstrap.zip"
+      echo "  function zip: placeholder $ZIP (no target/lambda/bootstrap/bootstrap.zip)"
+    fi
+
+    export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing AWS_DEFAULT_REGION=us-east-1
+    unset AWS_PROFILE
+    export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+    STATE="$WORK/local.tfstate"
+    TFVARS=(-var "endpoint=$ENDPOINT" -var "lambda_zip_path=$ZIP")
+
+    t0=$SECONDS
+    step "apply envs/local" terraform -chdir=envs/local apply -auto-approve -no-color -input=false -state="$STATE" "${TFVARS[@]}"
+    echo "  (apply took $((SECONDS - t0)) s)"
+    if terraform -chdir=envs/local output -no-color -state="$STATE" -json >"$WORK/outputs.json" 2>"$WORK/outputs.err" && [[ -s "$WORK/outputs.json" ]] && grep -q '"weir"' "$WORK/outputs.json"; then
+      counted "verify through the AWS API" "$WORK/verify.log" \
+        "$MOTO_VENV/bin/python" tests/moto_verify.py "$ENDPOINT" "$WORK/outputs.json" "$REPO_ROOT/lambda/env-vars.json"
+      grep -E '^  (ok|FAIL) ' "$WORK/verify.log" | sed 's/^/  /'
+      t0=$SECONDS
+      step "destroy envs/local" terraform -chdir=envs/local destroy -auto-approve -no-color -input=false -state="$STATE" "${TFVARS[@]}"
+      echo "  (destroy took $((SECONDS - t0)) s)"
+      counted "verify nothing is left" "$WORK/verify-destroyed.log" \
+        "$MOTO_VENV/bin/python" tests/moto_verify.py "$ENDPOINT" "$WORK/outputs.json" "$REPO_ROOT/lambda/env-vars.json" --destroyed
+    else
+      fail "terraform output after apply"
+      sed 's/^/      | /' "$WORK/outputs.err" | tail -n 20
+    fi
+  else
+    fail "moto server did not come up on $ENDPOINT"
+    sed 's/^/      | /' "$WORK/moto.log" | tail -n 20
+  fi
+else
+  skip "moto apply test: pip could not install moto[server]==$MOTO_VERSION into $MOTO_VENV"
+fi
+
+finish
