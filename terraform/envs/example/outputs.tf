@@ -37,3 +37,13 @@ output "glue_table" {
   description = "Glue database.table of processed output."
   value       = "${module.weir.glue_database}.${module.weir.glue_table}"
 }
+
+output "manifest_key" {
+  description = "Key of the pipeline manifest in the plugins bucket."
+  value       = module.weir.manifest_key
+}
+
+output "rejects_queue_url" {
+  description = "Records refused by plugins arrive here."
+  value       = module.weir.rejects_queue_url
+}
