@@ -11,6 +11,7 @@ Prints one line per check and, last, `verify: N passed, M failed`; exits 1 on fa
 import json
 import re
 import sys
+from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config
@@ -124,6 +125,12 @@ def main():
         w["input_bucket"] in attrs(w["input_queue_url"])["Policy"] and "s3.amazonaws.com" in attrs(w["input_queue_url"])["Policy"],
         attrs(w["input_queue_url"]).get("Policy")))
 
+    def drain(url):
+        """Deletes what the queue holds (PurgeQueue is limited to once a minute)."""
+        while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
+
     # --- SNS ------------------------------------------------------------------------
     def filter_policy():
         a = sns.get_subscription_attributes(SubscriptionArn=w["notify_example_subscription_arn"])["Attributes"]
@@ -138,7 +145,7 @@ def main():
 
     def filter_delivers():
         url = w["notify_example_queue_url"]
-        sqs.purge_queue(QueueUrl=url)
+        drain(url)
         for pipeline in ("other", "local"):
             sns.publish(TopicArn=w["notify_topic_arn"], Message=json.dumps({"pipeline": pipeline}),
                         MessageAttributes={"pipeline": {"DataType": "String", "StringValue": pipeline}})
@@ -188,6 +195,46 @@ def main():
         )
 
     check("lambda SQS event source: ReportBatchItemFailures, batch 25, window 2 s", esm)
+
+    def plain_http_put_is_refused():
+        try:
+            s3.put_object(Bucket=w["input_bucket"], Key="incoming/plain-http.csv", Body=b"x")
+        except s3.exceptions.ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            return expect(code in ("403", "AccessDenied"), code)
+        return "PutObject over plain HTTP succeeded"
+
+    check("s3 TLS-only policy refuses a plain-HTTP PutObject", plain_http_put_is_refused)
+
+    def object_created_reaches_queue():
+        # The event source is paused so that moto does not try to run the function
+        # (it cannot: the zip is a placeholder); the queue is drained before resuming.
+        # The bucket's TLS-only policy refuses this plain-HTTP emulator connection (see the
+        # check above), so it is lifted for the test and restored after.
+        uuid, url, bucket = w["event_source_mapping_uuid"], w["input_queue_url"], w["input_bucket"]
+        policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+        lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+        s3.delete_bucket_policy(Bucket=bucket)
+        try:
+            drain(url)
+            for key in ("incoming/orders.csv", "incoming/orders.txt", "elsewhere/orders.csv"):
+                s3.put_object(Bucket=w["input_bucket"], Key=key, Body=b"id,amount\n1,2\n")
+            keys = []
+            for _ in range(3):
+                for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                    body = json.loads(m["Body"])
+                    keys += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])
+                             if r["eventName"].startswith("ObjectCreated:") and r["s3"]["bucket"]["name"] == w["input_bucket"]]
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                if keys:
+                    break
+            return expect(keys == ["incoming/orders.csv"], keys)
+        finally:
+            drain(url)
+            s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+            lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+
+    check("s3 put: only incoming/*.csv raises an event on the input queue", object_created_reaches_queue)
 
     # --- IAM ------------------------------------------------------------------------
     def role_policy():
