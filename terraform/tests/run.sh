@@ -3,7 +3,7 @@
 #   1. terraform fmt -check -recursive
 #   2. terraform init -backend=false (root module and both envs; offline provider
 #      mirror /opt/tf-plugins when it exists)
-#   3. terraform validate (root module and both envs)
+#   3. terraform validate (root module and both envs); docs/deploy.md lists every variable
 #   4. terraform test (mocked provider: wiring asserts)
 #   5. checkov (own venv at <repo>/.venv-checkov; skipped checks in ../CHECKOV_SKIPS.md)
 #   6. terraform apply of envs/local against a moto server on a free 127.0.0.1 port,
@@ -119,65 +119,75 @@ ensure_venv() {
 }
 
 # ---------------------------------------------------------------------------------
-section "terraform: preflight"
-HAVE_TF=1
-if ! command -v terraform >/dev/null 2>&1; then
-  HAVE_TF=0
-  skip "terraform is not installed: fmt, init, validate, terraform test and the moto apply did not run (checkov still runs)"
-fi
-if ((HAVE_TF)); then
-# A CLI config path that does not exist only produces warnings: drop it.
-if [[ -n "${TF_CLI_CONFIG_FILE:-}" && ! -e "$TF_CLI_CONFIG_FILE" ]]; then unset TF_CLI_CONFIG_FILE; fi
-export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
-terraform version | head -n 1
-INIT_ARGS=(-backend=false -input=false -no-color)
-if [[ -d "$PLUGIN_MIRROR" ]]; then
-  INIT_ARGS+=("-plugin-dir=$PLUGIN_MIRROR")
-  echo "  provider mirror: $PLUGIN_MIRROR"
-else
-  echo "  provider mirror: none ($PLUGIN_MIRROR missing), using the registry"
-fi
-fi
+preflight() {
+  section "terraform: preflight"
+  if ! command -v terraform >/dev/null 2>&1; then
+    skip "terraform is not installed: fmt, init, validate, terraform test and the moto apply did not run (checkov still runs)"
+    return 1
+  fi
+  # A CLI config path that does not exist only produces warnings: drop it.
+  if [[ -n "${TF_CLI_CONFIG_FILE:-}" && ! -e "$TF_CLI_CONFIG_FILE" ]]; then unset TF_CLI_CONFIG_FILE; fi
+  export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
+  terraform version | head -n 1
+  INIT_ARGS=(-backend=false -input=false -no-color)
+  if [[ -d "$PLUGIN_MIRROR" ]]; then
+    INIT_ARGS+=("-plugin-dir=$PLUGIN_MIRROR")
+    echo "  provider mirror: $PLUGIN_MIRROR"
+  else
+    echo "  provider mirror: none ($PLUGIN_MIRROR missing), using the registry"
+  fi
+}
 
-if ((HAVE_TF)); then
-# ---------------------------------------------------------------------------------
-section "terraform: fmt -check -recursive"
-step "fmt" terraform fmt -check -recursive -diff
+static_checks() {
+  section "terraform: fmt -check -recursive"
+  step "fmt" terraform fmt -check -recursive -diff
 
-# ---------------------------------------------------------------------------------
-section "terraform: init"
-step "init ." terraform init "${INIT_ARGS[@]}"
-for env in "${ENVS[@]}"; do
-  step "init $env" terraform -chdir="$env" init "${INIT_ARGS[@]}"
-done
+  section "terraform: init"
+  step "init ." terraform init "${INIT_ARGS[@]}"
+  for env in "${ENVS[@]}"; do
+    step "init $env" terraform -chdir="$env" init "${INIT_ARGS[@]}"
+  done
 
-# ---------------------------------------------------------------------------------
-section "terraform: validate"
-step "validate ." terraform validate -no-color
-for env in "${ENVS[@]}"; do
-  step "validate $env" terraform -chdir="$env" validate -no-color
-done
+  section "terraform: validate"
+  step "validate ." terraform validate -no-color
+  for env in "${ENVS[@]}"; do
+    step "validate $env" terraform -chdir="$env" validate -no-color
+  done
+  step "docs/deploy.md lists every variable" docs_cover_variables
 
-# ---------------------------------------------------------------------------------
-section "terraform: test (mock_provider aws)"
-counted "terraform test" "$WORK/test.log" terraform test -no-color
-grep -E '^\s+run "|\.tftest\.hcl\.\.\. (pass|fail)' "$WORK/test.log" | sed 's/^/  /'
-fi
+  section "terraform: test (mock_provider aws)"
+  counted "terraform test" "$WORK/test.log" terraform test -no-color
+  grep -E '^\s+run "|\.tftest\.hcl\.\.\. (pass|fail)' "$WORK/test.log" | sed 's/^/  /'
+}
 
-# ---------------------------------------------------------------------------------
-section "terraform: checkov"
-if ensure_venv "$CHECKOV_VENV" "import checkov" "checkov==$CHECKOV_VERSION"; then
-  step "checkov (skips: CHECKOV_SKIPS.md)" "$CHECKOV_VENV/bin/checkov" --config-file .checkov.yaml
-  grep -Eo 'Passed checks: [0-9]+, Failed checks: [0-9]+.*' "$LAST_LOG" | sed 's/^/  /'
-else
-  skip "checkov: pip could not install checkov==$CHECKOV_VERSION into $CHECKOV_VENV"
-fi
+# Every variable of the root module has a row in the variables table of docs/deploy.md.
+docs_cover_variables() {
+  local missing=0 v
+  for v in $(sed -nE 's/^variable "([^"]+)".*/\1/p' variables.tf); do
+    if ! grep -qF "| \`$v\` |" "$REPO_ROOT/docs/deploy.md"; then
+      echo "missing from docs/deploy.md: $v"
+      missing=1
+    fi
+  done
+  return $missing
+}
 
-# ---------------------------------------------------------------------------------
-section "terraform: apply envs/local against moto, verify, destroy"
-if ((!HAVE_TF)); then
-  echo "  (terraform not installed: see SKIPPED above)"
-elif ensure_venv "$MOTO_VENV" "import moto.server, boto3" "moto[server]==$MOTO_VERSION" boto3; then
+checkov_check() {
+  section "terraform: checkov"
+  if ensure_venv "$CHECKOV_VENV" "import checkov" "checkov==$CHECKOV_VERSION"; then
+    step "checkov (skips: CHECKOV_SKIPS.md)" "$CHECKOV_VENV/bin/checkov" --config-file .checkov.yaml
+    grep -Eo 'Passed checks: [0-9]+, Failed checks: [0-9]+.*' "$LAST_LOG" | sed 's/^/  /'
+  else
+    skip "checkov: pip could not install checkov==$CHECKOV_VERSION into $CHECKOV_VENV"
+  fi
+}
+
+moto_check() {
+  section "terraform: apply envs/local against moto, verify, destroy"
+  if ! ensure_venv "$MOTO_VENV" "import moto.server, boto3" "moto[server]==$MOTO_VERSION" boto3; then
+    skip "moto apply test: pip could not install moto[server]==$MOTO_VERSION into $MOTO_VENV"
+    return
+  fi
   PORT="$("$MOTO_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
   ENDPOINT="http://127.0.0.1:$PORT"
   "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
@@ -230,8 +240,13 @@ elif ensure_venv "$MOTO_VENV" "import moto.server, boto3" "moto[server]==$MOTO_V
     fail "moto server did not come up on $ENDPOINT"
     sed 's/^/      | /' "$WORK/moto.log" | tail -n 20
   fi
-else
-  skip "moto apply test: pip could not install moto[server]==$MOTO_VERSION into $MOTO_VENV"
-fi
+}
 
+if preflight; then
+  static_checks
+  checkov_check
+  moto_check
+else
+  checkov_check
+fi
 finish
