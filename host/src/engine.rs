@@ -39,6 +39,11 @@ impl Default for EngineOptions {
     }
 }
 
+/// wasmtime refused the engine configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the wasmtime engine: {0}")]
+pub struct EngineError(String);
+
 /// The shared wasmtime engine and its epoch ticker.
 #[derive(Clone)]
 pub struct Engine {
@@ -58,12 +63,13 @@ impl Engine {
     pub const TICK: Duration = Duration::from_millis(2);
 
     /// An engine with default options.
-    pub fn new() -> Result<Self, wasmtime::Error> {
+    pub fn new() -> Result<Self, EngineError> {
         Self::with_options(&EngineOptions::default())
     }
 
     /// An engine with these options.
-    pub fn with_options(options: &EngineOptions) -> Result<Self, wasmtime::Error> {
+    pub fn with_options(options: &EngineOptions) -> Result<Self, EngineError> {
+        let fail = |e: wasmtime::Error| EngineError(format!("{e:#}"));
         let (inner, allocation) = if options.pooling {
             let mut config = base_config();
             let mut pool = PoolingAllocationConfig::default();
@@ -78,11 +84,11 @@ impl Engine {
                 Ok(engine) => (engine, Allocation::Pooling),
                 Err(e) => {
                     tracing::warn!(error = %e, "pooling allocator unavailable; falling back to on-demand allocation");
-                    (wasmtime::Engine::new(&base_config())?, Allocation::OnDemand)
+                    (wasmtime::Engine::new(&base_config()).map_err(fail)?, Allocation::OnDemand)
                 }
             }
         } else {
-            (wasmtime::Engine::new(&base_config())?, Allocation::OnDemand)
+            (wasmtime::Engine::new(&base_config()).map_err(fail)?, Allocation::OnDemand)
         };
         spawn_ticker(&inner);
         let fingerprint = fingerprint(&inner).into();

@@ -14,7 +14,9 @@
 //!   the limits it runs under;
 //! - [`stage`]: a plugin with its config and limits, and fault isolation;
 //! - [`chain`]: ordered stages, outputs of one feeding the next;
-//! - [`report`] and [`metrics`]: what became of each record, and per-stage counters.
+//! - [`report`] and [`metrics`]: what became of each record, and per-stage counters;
+//! - [`source`], [`pipeline`], [`sink`]: reading inputs, the `weir.toml` file and the run loop,
+//!   and writing results (the embedded local default under [`sink::local`]).
 
 pub mod cache;
 pub mod chain;
@@ -23,10 +25,13 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod pipeline;
 pub mod plugin;
 pub mod record;
 pub mod report;
 pub mod sandbox;
+pub mod sink;
+pub mod source;
 pub mod stage;
 
 pub use cache::ArtifactCache;

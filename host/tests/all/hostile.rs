@@ -186,3 +186,42 @@ fn every_fault_in_one_batch_and_in_a_later_stage() {
     assert_eq!(report.filtered.len(), 1);
     assert_recovers(&mut chain);
 }
+
+#[test]
+fn plugin_log_lines_are_tagged_with_stage_plugin_and_record() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut chain = hostile(Limits::default());
+    tracing::subscriber::with_default(subscriber, || {
+        run(&mut chain, vec![Record::new("first", "{}"), Record::new("m-42", r#"{"hostile":"log"}"#)]);
+    });
+    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let line: serde_json::Value = serde_json::from_str(
+        logged.lines().find(|l| l.contains("hello from m-42")).unwrap_or_else(|| panic!("no plugin line in {logged}")),
+    )
+    .unwrap();
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["target"], "weir::plugin");
+    assert_eq!(line["fields"]["stage"], "hostile");
+    assert_eq!(line["fields"]["record"], "m-42");
+    assert!(line["fields"]["plugin"].as_str().unwrap().starts_with("hostile@"));
+}

@@ -2,6 +2,7 @@
 //! components built from `plugins/` and `tests/plugins/` by `weir-test-artifacts`.
 
 mod cache;
+mod config;
 mod examples;
 mod hostile;
 mod loading;

@@ -25,6 +25,17 @@ pub enum Cast {
     Date,
 }
 
+impl std::fmt::Display for Cast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cast::Int => "int",
+            Cast::Float => "float",
+            Cast::Bool => "bool",
+            Cast::Date => "date",
+        })
+    }
+}
+
 impl FromStr for Cast {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -93,11 +104,21 @@ impl CsvReshape {
                     Some(cast) => cast_value(&column, &s, *cast)?,
                     None => Value::String(s),
                 },
+                // Already typed (a JSON source rather than CSV): keep it if it is what the cast
+                // would produce.
                 other if self.casts.contains_key(&column) => {
-                    return Err(Reject::new(format!(
-                        "column `{column}`: expected a CSV string to cast, got {}",
-                        kind_of(&other)
-                    )));
+                    let fits = matches!(
+                        (self.casts[&column], &other),
+                        (Cast::Int, Value::Number(n)) if n.is_i64() || n.is_u64()
+                    ) || matches!((self.casts[&column], &other), (Cast::Float, Value::Number(_)) | (Cast::Bool, Value::Bool(_)));
+                    if !fits {
+                        return Err(Reject::new(format!(
+                            "column `{column}`: expected a string to cast to {}, got {}",
+                            self.casts[&column],
+                            kind_of(&other)
+                        )));
+                    }
+                    other
                 }
                 other => other,
             };
@@ -181,6 +202,16 @@ mod tests {
         ] {
             assert_eq!(h.run(body).unwrap_err().reason(), expect);
         }
+    }
+
+    #[test]
+    fn already_typed_values_pass_when_they_fit_the_cast() {
+        let mut h = Harness::<CsvReshape>::new(CONFIG).unwrap();
+        let v = h.run(r#"{"amount":19.99,"qty":3,"gift":false}"#).unwrap()[0].json();
+        assert_eq!((v["amount"].to_string().as_str(), v["qty"].as_i64(), v["gift"].as_bool()), ("19.99", Some(3), Some(false)));
+        let e = h.run(r#"{"qty":2.5}"#).unwrap_err();
+        assert_eq!(e.reason(), "column `qty`: expected a string to cast to int, got number");
+        assert!(h.run(r#"{"gift":[1]}"#).is_err());
     }
 
     #[test]

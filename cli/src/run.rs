@@ -1,0 +1,165 @@
+//! `weir run`: a whole pipeline on this machine, on the embedded default sinks.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use weir_host::pipeline::{Pipeline, Runner, RunStats, StageSummary};
+use weir_host::sink::local::{Database, NotifyFile, ObjectFiles, RejectedFile, TableSink};
+use weir_host::sink::Sink;
+use weir_host::source::{self, OpenOptions, Progress};
+use weir_host::{ArtifactCache, Chain, Engine};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pipeline file.
+    #[arg(default_value = "weir.toml")]
+    pipeline: PathBuf,
+    /// Input files: .csv, .jsonl, .json (array, SQS event or S3 event).
+    #[arg(long, short, num_args = 1.., required = true)]
+    input: Vec<PathBuf>,
+    /// Output directory (the embedded database, notifications, objects, rejects).
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Where objects named by S3 events are found: <root>/<bucket>/<key> (default: the event file's directory).
+    #[arg(long)]
+    s3_root: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 1 if any record was rejected.
+    #[arg(long)]
+    fail_on_reject: bool,
+}
+
+/// What `--json` prints.
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    pipeline: &'a str,
+    chain: String,
+    totals: &'a RunStats,
+    records_per_sec: f64,
+    conserved: bool,
+    stages: Vec<StageSummary>,
+    out: &'a Path,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let pipeline = Pipeline::load(&args.pipeline)?;
+    let quiet = args.json;
+    let engine = Engine::new().context("starting wasmtime")?;
+    let cache = ArtifactCache::open(crate::cache_dir()).map_err(|e| tracing::warn!(error = %e, "no artifact cache")).ok();
+
+    let spinner = if quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let specs = crate::plugins::load_stages(&engine, cache.as_ref(), &pipeline.stages, |stage| {
+        spinner.set_message(format!("loading stage {stage}"));
+    })?;
+    spinner.finish_and_clear();
+    let chain = Chain::new(specs)?;
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let db = if pipeline.tables.is_empty() { None } else { Some(Database::open(&args.out)?) };
+    if let Some(db) = &db {
+        for table in &pipeline.tables {
+            sinks.push(Box::new(TableSink::new(db.clone(), table.clone())?));
+        }
+    }
+    if let Some(n) = &pipeline.notify {
+        sinks.push(Box::new(NotifyFile::new(&args.out, n.clone())));
+    }
+    if let Some(o) = &pipeline.objects {
+        sinks.push(Box::new(ObjectFiles::new(&args.out, o.clone())));
+    }
+    let rejected = RejectedFile::new(&args.out, pipeline.dead_letter.clone().unwrap_or_else(|| "rejected".into()));
+    let rejected_path = rejected.path().to_path_buf();
+    let mut runner = Runner::new(chain, sinks, Box::new(rejected), pipeline.batch_size);
+
+    let total_bytes: u64 = args.input.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {msg} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    };
+    let mut done_bytes = 0u64;
+    for input in &args.input {
+        let progress = Progress::default();
+        let options = OpenOptions { s3_root: args.s3_root.clone(), progress: progress.clone() };
+        let items = source::open_file(input, &options)?;
+        let base = done_bytes;
+        runner.run(items, |stats| {
+            bar.set_position(base + progress.bytes());
+            bar.set_message(format!("{} records, {:.0}/s", stats.inputs, stats.records_per_sec()));
+        })?;
+        done_bytes += std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+        bar.set_position(done_bytes);
+    }
+    bar.finish_and_clear();
+
+    let stats = runner.stats().clone();
+    let summary = Summary {
+        pipeline: &pipeline.name,
+        chain: runner.chain().version(),
+        totals: &stats,
+        records_per_sec: stats.records_per_sec(),
+        conserved: stats.is_conserved(),
+        stages: runner.stages(),
+        out: &args.out,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary, db.as_ref().map(|d| d.path()), &rejected_path, &pipeline);
+    }
+    if !stats.is_conserved() {
+        anyhow::bail!("record accounting does not add up: {stats:?}");
+    }
+    let rejected_any = stats.rejected + stats.unreadable + stats.unwritable > 0;
+    Ok(if args.fail_on_reject && rejected_any { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_summary(s: &Summary<'_>, db: Option<&Path>, rejected: &Path, pipeline: &Pipeline) {
+    let t = s.totals;
+    println!("pipeline {}  ({} batches, {:.2}s, {:.0} records/s)", s.pipeline, t.batches, t.elapsed.as_secs_f64(), s.records_per_sec);
+    println!();
+    println!("{:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10}", "stage", "in", "out", "passed", "filtered", "rejected", "batch p50", "batch p99");
+    for st in &s.stages {
+        let m = &st.metrics;
+        let rejected: u64 = m.rejected.values().sum();
+        println!(
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}us {:>8}us",
+            st.name, m.records_in, m.records_out, m.passed, m.filtered, rejected, m.batch_p50_us, m.batch_p99_us
+        );
+        for (kind, n) in &m.rejected {
+            println!("{:<12}   {:>7} {kind}", "", n);
+        }
+    }
+    println!();
+    println!(
+        "inputs {}  ->  delivered {}  filtered {}  rejected {}  unreadable {}   (outputs {}, unwritable {})",
+        t.inputs, t.delivered, t.filtered, t.rejected, t.unreadable, t.outputs, t.unwritable
+    );
+    println!("every input accounted for: {}", if s.conserved { "yes" } else { "NO" });
+    println!();
+    println!("results in {}:", s.out.display());
+    if let Some(db) = db {
+        let names: Vec<&str> = pipeline.tables.iter().map(|t| t.name.as_str()).collect();
+        println!("  tables        {}  ({})   -> weir stats --out {}", db.display(), names.join(", "), s.out.display());
+    }
+    if pipeline.notify.is_some() {
+        println!("  notifications {}", s.out.join("notifications.jsonl").display());
+    }
+    if let Some(o) = &pipeline.objects {
+        println!("  objects       {}", s.out.join("objects").join(&o.bucket).display());
+    }
+    println!("  rejected      {}  ({} dead letters)", rejected.display(), t.dead_letters.values().sum::<u64>());
+}

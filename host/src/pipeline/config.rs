@@ -1,0 +1,629 @@
+//! `weir.toml`: the pipeline file.
+//!
+//! Parsed in two steps, like a compiler's front end: [`RawPipeline`] mirrors the file
+//! (serde, `deny_unknown_fields`, so a typo is an error that lists the allowed keys), then
+//! [`Pipeline::from_raw`] checks what types cannot (unique names, required fields per mode,
+//! well-formed templates) and resolves paths relative to the file. Every error names the file,
+//! the field path (`stages[1].limits.memory_mib`) and what is allowed.
+//!
+//! ```toml
+//! name = "orders"
+//! batch_size = 100
+//!
+//! [[stages]]
+//! name = "validate"
+//! plugin = "../../plugins/validate-order"   # a crate to build, a .wasm file, or s3://bucket/key
+//! # sha256 = "…"                            # optional pin of the wasm
+//! [stages.config]
+//! tax_rate = "0.2"
+//! [stages.limits]
+//! memory_mib = 64
+//!
+//! [[sinks.table]]
+//! name = "orders"
+//! key = ["pk"]
+//! mode = "put"                              # put | put-if-absent | aggregate
+//!
+//! [[sinks.table]]
+//! name = "user_stats"
+//! key = ["user_id"]
+//! mode = "aggregate"
+//! group_by = "user_id"
+//! counters = [{ name = "orders", op = "count" }, { name = "spend_cents", op = "sum", field = "amount_cents" }]
+//!
+//! [sinks.notify]
+//! topic = "big-orders"
+//! when = { field = "total", op = "gt", value = 100 }
+//! attributes = ["currency"]
+//!
+//! [sinks.objects]
+//! bucket = "orders-processed"
+//! prefix = "orders/"
+//! partition = "dt={date}/"
+//! format = "jsonl"                          # jsonl | csv
+//!
+//! [dead_letter]
+//! queue = "orders-rejects"
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::limits::Limits;
+
+/// A pipeline file could not be used. Displays as `file: field.path: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted path of the offending field (`stages[0].limits`), empty for file-level problems.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.path, self.message)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 1: the file as written.
+
+/// The pipeline file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub name: String,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    pub stages: Vec<RawStage>,
+    #[serde(default)]
+    pub sinks: RawSinks,
+    #[serde(default)]
+    pub dead_letter: Option<RawDeadLetter>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub name: String,
+    pub plugin: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// A stage config value: plugins receive strings; numbers and booleans are written as such.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a string, number or boolean")]
+pub enum ConfigValue {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::String(s) => f.write_str(s),
+            ConfigValue::Integer(i) => write!(f, "{i}"),
+            ConfigValue::Float(x) => write!(f, "{x}"),
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSinks {
+    #[serde(default)]
+    pub table: Vec<RawTable>,
+    #[serde(default)]
+    pub notify: Option<RawNotify>,
+    #[serde(default)]
+    pub objects: Option<RawObjects>,
+}
+
+/// One or two key attribute names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a key attribute name, or a list of one or two names (partition, sort)")]
+pub enum RawKey {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTable {
+    pub name: String,
+    pub key: RawKey,
+    #[serde(default)]
+    pub mode: TableModeName,
+    #[serde(default)]
+    pub group_by: Option<String>,
+    #[serde(default)]
+    pub counters: Vec<RawCounter>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableModeName {
+    #[default]
+    Put,
+    PutIfAbsent,
+    Aggregate,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCounter {
+    pub name: String,
+    pub op: CounterOp,
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// How an aggregate counter changes per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CounterOp {
+    /// +1 per record.
+    Count,
+    /// + the record's numeric field.
+    Sum,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub topic: String,
+    #[serde(default)]
+    pub when: RawWhen,
+    #[serde(default)]
+    pub attributes: Vec<String>,
+}
+
+/// Which records to notify about: `"all"`, or a predicate on a field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "\"all\" or a table { field, op, value }")]
+pub enum RawWhen {
+    All(AllMarker),
+    Field(Predicate),
+}
+
+impl Default for RawWhen {
+    fn default() -> Self {
+        RawWhen::All(AllMarker::All)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllMarker {
+    All,
+}
+
+/// A test on one top-level field of a record's body.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predicate {
+    pub field: String,
+    pub op: PredicateOp,
+    #[serde(default)]
+    pub value: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PredicateOp {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Exists,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjects {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub partition: String,
+    #[serde(default)]
+    pub format: ObjectFormat,
+}
+
+/// Output file format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectFormat {
+    #[default]
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeadLetter {
+    pub queue: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 2: validated.
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub name: String,
+    pub batch_size: usize,
+    pub stages: Vec<StageConfig>,
+    pub tables: Vec<TableConfig>,
+    pub notify: Option<NotifyConfig>,
+    pub objects: Option<ObjectsConfig>,
+    pub dead_letter: Option<String>,
+}
+
+/// Where a stage's plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A built component.
+    Wasm(PathBuf),
+    /// A plugin crate to build for wasm32-wasip2.
+    Crate(PathBuf),
+    /// An object in S3.
+    S3 { bucket: String, key: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    pub name: String,
+    pub plugin: PluginSource,
+    pub sha256: Option<String>,
+    pub config: BTreeMap<String, String>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableMode {
+    /// Last write wins.
+    Put,
+    /// The first write of a key wins; later ones (redeliveries) are no-ops.
+    PutIfAbsent,
+    /// Counters per group, each record counted once (idempotent on record id).
+    Aggregate { group_by: String, counters: Vec<Counter> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub name: String,
+    pub op: CounterOp,
+    /// The field summed (for `sum`).
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableConfig {
+    pub name: String,
+    /// Partition key attribute, and optional sort key attribute.
+    pub key: Vec<String>,
+    pub mode: TableMode,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub topic: String,
+    pub when: Option<Predicate>,
+    pub attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectsConfig {
+    pub bucket: String,
+    pub prefix: String,
+    pub partition: PartitionTemplate,
+    pub format: ObjectFormat,
+}
+
+/// A path template such as `dt={date}/`: `{field}` is replaced by that top-level field of the
+/// record (Hive's `__HIVE_DEFAULT_PARTITION__` when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionTemplate {
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TemplatePart {
+    Literal(String),
+    Field(String),
+}
+
+impl PartitionTemplate {
+    /// Parses a template; the error says what is wrong.
+    pub fn parse(template: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(TemplatePart::Literal(rest[..open].to_string()));
+            }
+            let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in {template:?}"))? + open;
+            let field = &rest[open + 1..close];
+            if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(format!("`{{{field}}}` in {template:?} is not a field name (letters, digits, _ and -)"));
+            }
+            parts.push(TemplatePart::Field(field.to_string()));
+            rest = &rest[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(format!("unmatched `}}` in {template:?}"));
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Literal(rest.to_string()));
+        }
+        Ok(PartitionTemplate { parts })
+    }
+
+    /// Renders the template for a record body (a JSON object).
+    pub fn render(&self, body: &serde_json::Value) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Literal(s) => out.push_str(s),
+                TemplatePart::Field(f) => {
+                    let value = match body.get(f) {
+                        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                        Some(serde_json::Value::Number(n)) => n.to_string(),
+                        Some(serde_json::Value::Bool(b)) => b.to_string(),
+                        _ => "__HIVE_DEFAULT_PARTITION__".to_string(),
+                    };
+                    // Keep partitions one path segment each.
+                    out.extend(value.chars().map(|c| if c == '/' || c == '\\' { '_' } else { c }));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Pipeline {
+    /// Reads and validates a pipeline file.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses and validates pipeline text; `file` names it in errors and anchors relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw = parse_raw(file, text)?;
+        Self::from_raw(file, raw)
+    }
+
+    /// Step 2: checks and resolves a raw pipeline.
+    pub fn from_raw(file: &Path, raw: RawPipeline) -> Result<Self, ConfigError> {
+        let err = |path: String, message: String| ConfigError { file: file.to_path_buf(), path, message };
+        let base = file.parent().unwrap_or(Path::new("."));
+        if !valid_name(&raw.name) {
+            return Err(err("name".into(), format!("{:?} must be 1-64 letters, digits, `-` or `_`", raw.name)));
+        }
+        let batch_size = raw.batch_size.unwrap_or(100);
+        if !(1..=10_000).contains(&batch_size) {
+            return Err(err("batch_size".into(), format!("must be 1..=10000, got {batch_size}")));
+        }
+        if raw.stages.is_empty() {
+            return Err(err("stages".into(), "a pipeline needs at least one stage ([[stages]])".into()));
+        }
+        let mut seen = BTreeSet::new();
+        let mut stages = Vec::new();
+        for (i, s) in raw.stages.into_iter().enumerate() {
+            let at = |field: &str| format!("stages[{i}].{field}");
+            if !valid_name(&s.name) {
+                return Err(err(at("name"), format!("{:?} must be 1-64 letters, digits, `-` or `_`", s.name)));
+            }
+            if !seen.insert(s.name.clone()) {
+                return Err(err(at("name"), format!("duplicate stage name {:?}; stage names must be unique", s.name)));
+            }
+            let plugin = parse_plugin_source(base, &s.plugin).map_err(|m| err(at("plugin"), m))?;
+            if let Some(sha) = &s.sha256 {
+                if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(err(at("sha256"), format!("{sha:?} is not a sha256 (64 hex digits)")));
+                }
+            }
+            s.limits.validate().map_err(|m| err(at("limits"), m))?;
+            stages.push(StageConfig {
+                name: s.name,
+                plugin,
+                sha256: s.sha256.map(|h| h.to_ascii_lowercase()),
+                config: s.config.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+                limits: s.limits,
+            });
+        }
+
+        let mut tables = Vec::new();
+        let mut table_names = BTreeSet::new();
+        for (i, t) in raw.sinks.table.into_iter().enumerate() {
+            let at = |field: &str| format!("sinks.table[{i}].{field}");
+            if !valid_name(&t.name) {
+                return Err(err(at("name"), format!("{:?} must be 1-64 letters, digits, `-` or `_`", t.name)));
+            }
+            if !table_names.insert(t.name.clone()) {
+                return Err(err(at("name"), format!("duplicate table {:?}", t.name)));
+            }
+            let key = match t.key {
+                RawKey::One(k) => vec![k],
+                RawKey::Many(k) => k,
+            };
+            if key.is_empty() || key.len() > 2 || key.iter().any(|k| k.is_empty()) {
+                return Err(err(at("key"), "must name one or two attributes: [partition] or [partition, sort]".into()));
+            }
+            let mode = match t.mode {
+                TableModeName::Put | TableModeName::PutIfAbsent => {
+                    if t.group_by.is_some() || !t.counters.is_empty() {
+                        return Err(err(at("mode"), "`group_by` and `counters` need mode = \"aggregate\"".into()));
+                    }
+                    if t.mode == TableModeName::Put { TableMode::Put } else { TableMode::PutIfAbsent }
+                }
+                TableModeName::Aggregate => {
+                    let group_by = t
+                        .group_by
+                        .ok_or_else(|| err(at("group_by"), "mode = \"aggregate\" needs `group_by` (the field to group on)".into()))?;
+                    if key.len() != 1 {
+                        return Err(err(at("key"), "an aggregate table has one key attribute (holding the group)".into()));
+                    }
+                    if t.counters.is_empty() {
+                        return Err(err(at("counters"), "mode = \"aggregate\" needs at least one counter, e.g. { name = \"orders\", op = \"count\" }".into()));
+                    }
+                    let mut names = BTreeSet::new();
+                    let mut counters = Vec::new();
+                    for (j, c) in t.counters.into_iter().enumerate() {
+                        let at = |field: &str| format!("sinks.table[{i}].counters[{j}].{field}");
+                        if !valid_name(&c.name) || c.name == key[0] {
+                            return Err(err(at("name"), format!("{:?} must be a name (letters, digits, -, _) other than the key", c.name)));
+                        }
+                        if !names.insert(c.name.clone()) {
+                            return Err(err(at("name"), format!("duplicate counter {:?}", c.name)));
+                        }
+                        match (c.op, &c.field) {
+                            (CounterOp::Sum, None) => return Err(err(at("field"), "op = \"sum\" needs `field` (the numeric field to add)".into())),
+                            (CounterOp::Count, Some(_)) => return Err(err(at("field"), "op = \"count\" takes no `field`".into())),
+                            _ => {}
+                        }
+                        counters.push(Counter { name: c.name, op: c.op, field: c.field });
+                    }
+                    TableMode::Aggregate { group_by, counters }
+                }
+            };
+            tables.push(TableConfig { name: t.name, key, mode });
+        }
+
+        let notify = match raw.sinks.notify {
+            None => None,
+            Some(n) => {
+                if n.topic.trim().is_empty() {
+                    return Err(err("sinks.notify.topic".into(), "must not be empty".into()));
+                }
+                let when = match n.when {
+                    RawWhen::All(_) => None,
+                    RawWhen::Field(p) => {
+                        if p.op != PredicateOp::Exists && p.value.is_none() {
+                            return Err(err("sinks.notify.when.value".into(), format!("op = \"{:?}\" needs a `value`", p.op).to_lowercase()));
+                        }
+                        Some(p)
+                    }
+                };
+                Some(NotifyConfig { topic: n.topic, when, attributes: n.attributes })
+            }
+        };
+
+        let objects = match raw.sinks.objects {
+            None => None,
+            Some(o) => {
+                if o.bucket.trim().is_empty() {
+                    return Err(err("sinks.objects.bucket".into(), "must not be empty".into()));
+                }
+                let partition = PartitionTemplate::parse(&o.partition).map_err(|m| err("sinks.objects.partition".into(), m))?;
+                Some(ObjectsConfig { bucket: o.bucket, prefix: o.prefix, partition, format: o.format })
+            }
+        };
+
+        Ok(Pipeline {
+            file: file.to_path_buf(),
+            name: raw.name,
+            batch_size,
+            stages,
+            tables,
+            notify,
+            objects,
+            dead_letter: raw.dead_letter.map(|d| d.queue),
+        })
+    }
+}
+
+fn parse_plugin_source(base: &Path, raw: &str) -> Result<PluginSource, String> {
+    if let Some(rest) = raw.strip_prefix("s3://") {
+        return match rest.split_once('/') {
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+                Ok(PluginSource::S3 { bucket: bucket.into(), key: key.into() })
+            }
+            _ => Err(format!("{raw:?} is not s3://bucket/key")),
+        };
+    }
+    if raw.trim().is_empty() {
+        return Err("must be a .wasm file, a plugin crate directory, or s3://bucket/key".into());
+    }
+    let path = base.join(raw);
+    if raw.ends_with(".wasm") {
+        Ok(PluginSource::Wasm(path))
+    } else if path.join("Cargo.toml").is_file() {
+        Ok(PluginSource::Crate(path))
+    } else {
+        Err(format!(
+            "{raw:?} is neither a .wasm file nor a directory with a Cargo.toml (resolved to {})",
+            path.display()
+        ))
+    }
+}
+
+/// Step 1: the raw file, with the failing field's path in errors.
+fn parse_raw(file: &Path, text: &str) -> Result<RawPipeline, ConfigError> {
+    let err = |path: String, message: String| ConfigError { file: file.to_path_buf(), path, message };
+    let de = toml::Deserializer::parse(text).map_err(|e| err(String::new(), toml_message(text, &e)))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        err(path, toml_message(text, e.inner()))
+    })
+}
+
+/// A toml error as one line: the message and, when known, where.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+            format!("{message} (line {line}, column {column})")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_templates() {
+        let t = PartitionTemplate::parse("dt={date}/cur={currency}/").unwrap();
+        let v = serde_json::json!({"date": "2024-05-01", "currency": "a/b"});
+        assert_eq!(t.render(&v), "dt=2024-05-01/cur=a_b/");
+        assert_eq!(t.render(&serde_json::json!({})), "dt=__HIVE_DEFAULT_PARTITION__/cur=__HIVE_DEFAULT_PARTITION__/");
+        assert!(PartitionTemplate::parse("dt={date").unwrap_err().contains("unclosed"));
+        assert!(PartitionTemplate::parse("dt={da te}").unwrap_err().contains("not a field name"));
+        assert!(PartitionTemplate::parse("dt=}").unwrap_err().contains("unmatched"));
+    }
+}

@@ -1,0 +1,219 @@
+//! A pipeline run: a source's items, in batches, through the chain, into the sinks.
+//!
+//! The [`Runner`] is the one loop both the CLI's local runner and the Lambda drive. For every
+//! batch it accounts for each input exactly once: records that reach the end go to every sink;
+//! rejected records, unreadable inputs and records a sink cannot write go to the dead-letter
+//! sink with stage, kind and reason; filtered records are counted. [`RunStats`] keeps the
+//! totals and [`RunStats::is_conserved`] checks them.
+
+pub mod config;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::chain::Chain;
+use crate::metrics::MetricsSnapshot;
+use crate::record::Record;
+use crate::report::BatchReport;
+use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkError};
+use crate::source::SourceItem;
+
+pub use config::{ConfigError, Pipeline};
+
+/// Totals of a run, by input record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunStats {
+    /// Items the source yielded (records and unreadable inputs).
+    pub inputs: u64,
+    /// Inputs that could not be read as records.
+    pub unreadable: u64,
+    /// Records that reached the end of the chain (fan-out counts each).
+    pub outputs: u64,
+    /// Inputs all of whose paths were filtered.
+    pub filtered: u64,
+    /// Inputs with at least one output.
+    pub delivered: u64,
+    /// Inputs with at least one rejected path (and no output).
+    pub rejected: u64,
+    /// Dead letters by `stage/kind`.
+    pub dead_letters: BTreeMap<String, u64>,
+    /// Outputs a sink could not write (also dead letters).
+    pub unwritable: u64,
+    pub batches: u64,
+    #[serde(serialize_with = "as_secs")]
+    pub elapsed: Duration,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl RunStats {
+    /// Every input left exactly once: unreadable, delivered, filtered or rejected.
+    pub fn is_conserved(&self) -> bool {
+        self.inputs == self.unreadable + self.delivered + self.filtered + self.rejected
+    }
+
+    /// Input records per second.
+    pub fn records_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 { self.inputs as f64 / secs } else { 0.0 }
+    }
+}
+
+/// Per-stage counters of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageSummary {
+    pub name: String,
+    pub plugin: String,
+    #[serde(flatten)]
+    pub metrics: MetricsSnapshot,
+}
+
+/// Drives a chain over a source into sinks.
+pub struct Runner {
+    chain: Chain,
+    sinks: Vec<Box<dyn Sink>>,
+    dead_letter: Box<dyn DeadLetterSink>,
+    batch_size: usize,
+    stats: RunStats,
+}
+
+impl Runner {
+    pub fn new(chain: Chain, sinks: Vec<Box<dyn Sink>>, dead_letter: Box<dyn DeadLetterSink>, batch_size: usize) -> Self {
+        Runner { chain, sinks, dead_letter, batch_size: batch_size.max(1), stats: RunStats::default() }
+    }
+
+    /// Runs every item of `items`; `on_batch` sees the totals after each batch (progress).
+    /// Stops at the first sink failure: what was written stays written, nothing is reported as
+    /// done that was not.
+    pub fn run(
+        &mut self,
+        items: impl Iterator<Item = SourceItem>,
+        mut on_batch: impl FnMut(&RunStats),
+    ) -> Result<(), SinkError> {
+        let started = Instant::now();
+        let mut records = Vec::with_capacity(self.batch_size);
+        let mut letters = Vec::new();
+        let mut items = items.peekable();
+        while items.peek().is_some() {
+            records.clear();
+            letters.clear();
+            while records.len() < self.batch_size {
+                match items.next() {
+                    None => break,
+                    Some(SourceItem::Record(r)) => records.push(r),
+                    Some(SourceItem::Unreadable(u)) => {
+                        self.stats.inputs += 1;
+                        self.stats.unreadable += 1;
+                        letters.push(DeadLetter {
+                            stage: "source".into(),
+                            kind: "unreadable".into(),
+                            reason: u.reason,
+                            record: Record::new(u.id.clone(), u.raw),
+                            source_id: u.id,
+                            original: None,
+                            chain: String::new(),
+                        });
+                    }
+                }
+            }
+            let batch = std::mem::take(&mut records);
+            self.process(batch, &mut letters)?;
+            self.stats.elapsed = started.elapsed();
+            on_batch(&self.stats);
+        }
+        self.stats.elapsed = started.elapsed();
+        Ok(())
+    }
+
+    /// Runs one batch of records through the chain and into the sinks.
+    pub fn process(&mut self, batch: Vec<Record>, letters: &mut Vec<DeadLetter>) -> Result<BatchReport, SinkError> {
+        let inputs = batch.clone(); // for dead letters: the record as it entered
+        let report = if batch.is_empty() { BatchReport::default() } else { self.chain.run(batch) };
+        let original = |origin: usize, seen: &Record| {
+            let input = &inputs[origin];
+            (input != seen).then(|| input.clone())
+        };
+        if let Err(e) = report.check_conservation() {
+            // A host bug, not a plugin's: fail loudly rather than lose records.
+            return Err(SinkError { sink: "chain".into(), message: format!("conservation check failed: {e}") });
+        }
+        self.stats.batches += u64::from(!inputs.is_empty());
+        self.stats.inputs += report.inputs as u64;
+        self.stats.outputs += report.emitted.len() as u64;
+
+        // Each input's fate: delivered if any path reached the end, else rejected if any path
+        // was rejected, else filtered.
+        let mut fate = vec![0u8; report.inputs]; // 0 filtered, 1 rejected, 2 delivered
+        for r in &report.rejected {
+            fate[r.origin] = fate[r.origin].max(1);
+            letters.push(DeadLetter {
+                stage: r.stage.clone(),
+                kind: r.kind.to_string(),
+                reason: r.reason.clone(),
+                record: r.record.clone(),
+                source_id: inputs[r.origin].id.clone(),
+                original: original(r.origin, &r.record),
+                chain: report.chain.clone(),
+            });
+        }
+        for e in &report.emitted {
+            fate[e.origin] = 2;
+        }
+        for f in fate {
+            match f {
+                2 => self.stats.delivered += 1,
+                1 => self.stats.rejected += 1,
+                _ => self.stats.filtered += 1,
+            }
+        }
+
+        if !report.emitted.is_empty() {
+            let delivery = Delivery { emitted: &report.emitted, chain: &report.chain };
+            for sink in &mut self.sinks {
+                let written = sink.write(&delivery)?;
+                for u in written.unwritable {
+                    self.stats.unwritable += 1;
+                    let e = &report.emitted[u.index];
+                    letters.push(DeadLetter {
+                        stage: format!("sink:{}", sink.name()),
+                        kind: "unwritable".into(),
+                        reason: u.reason,
+                        record: e.record.clone(),
+                        source_id: inputs[e.origin].id.clone(),
+                        original: original(e.origin, &e.record),
+                        chain: report.chain.clone(),
+                    });
+                }
+            }
+        }
+        for l in letters.iter() {
+            *self.stats.dead_letters.entry(format!("{}/{}", l.stage, l.kind)).or_default() += 1;
+        }
+        self.dead_letter.send(letters)?;
+        letters.clear();
+        Ok(report)
+    }
+
+    /// Totals so far.
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
+    /// Per-stage counters.
+    pub fn stages(&self) -> Vec<StageSummary> {
+        self.chain
+            .stages()
+            .iter()
+            .map(|s| StageSummary { name: s.name().to_string(), plugin: s.plugin().label(), metrics: s.metrics().snapshot() })
+            .collect()
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+}

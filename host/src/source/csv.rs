@@ -1,0 +1,144 @@
+//! CSV: a header row, then one record per row as a JSON object of strings (header -> value).
+//!
+//! Streams with the `csv` crate: CRLF or LF, quoted fields with embedded commas, quotes and
+//! newlines, a UTF-8 byte-order mark before the header. A row with a different number of fields
+//! than the header, or bytes that are not UTF-8, becomes an [`Unreadable`] naming the line; the
+//! rest of the file goes on. Record ids are `name#line` (the row's first line, 1-based, header
+//! is line 1).
+
+use std::io::Read;
+
+use serde_json::{Map, Value};
+
+use super::{Items, SourceItem, Unreadable, cap_raw};
+use crate::record::Record;
+
+/// Reads CSV rows; `attributes` are added to every record (e.g. the object's metadata).
+pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(String, String)>) -> Items {
+    let mut csv = ::csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(reader);
+    let mut header: Option<Vec<String>> = None;
+    let mut row = ::csv::ByteRecord::new();
+    let mut failed = false;
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            if failed {
+                return None;
+            }
+            let line = csv.position().line();
+            match csv.read_byte_record(&mut row) {
+                Ok(false) => return None,
+                Err(e) => {
+                    // I/O errors end the file; report where.
+                    failed = true;
+                    return Some(SourceItem::Unreadable(Unreadable {
+                        id: format!("{name}#{line}"),
+                        raw: String::new(),
+                        reason: format!("cannot read past line {line}: {e}"),
+                    }));
+                }
+                Ok(true) => {}
+            }
+            let line = row.position().map(|p| p.line()).unwrap_or(line);
+            let id = format!("{name}#{line}");
+            // The row re-encoded as CSV (quoting as needed), for the dead-letter record.
+            let raw = || {
+                let mut w = ::csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
+                let bytes = w.write_byte_record(&row).ok().and_then(|()| w.into_inner().ok()).unwrap_or_default();
+                cap_raw(bytes.strip_suffix(b"\n").unwrap_or(&bytes))
+            };
+            match &header {
+                None => {
+                    let mut names = Vec::with_capacity(row.len());
+                    for (i, field) in row.iter().enumerate() {
+                        let field = if i == 0 { field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field) } else { field };
+                        match std::str::from_utf8(field) {
+                            Ok(s) => names.push(s.trim().to_string()),
+                            Err(_) => {
+                                failed = true;
+                                return Some(SourceItem::Unreadable(Unreadable {
+                                    id,
+                                    raw: raw(),
+                                    reason: format!("header (line {line}) is not UTF-8; the file cannot be read"),
+                                }));
+                            }
+                        }
+                    }
+                    header = Some(names);
+                    continue;
+                }
+                Some(names) => {
+                    if row.len() == 1 && row.get(0) == Some(b"") {
+                        continue; // blank line
+                    }
+                    if row.len() != names.len() {
+                        return Some(SourceItem::Unreadable(Unreadable {
+                            id,
+                            raw: raw(),
+                            reason: format!("line {line}: expected {} fields (as in the header), found {}", names.len(), row.len()),
+                        }));
+                    }
+                    let mut object = Map::with_capacity(names.len());
+                    for (i, (key, field)) in names.iter().zip(row.iter()).enumerate() {
+                        match std::str::from_utf8(field) {
+                            Ok(s) => {
+                                object.insert(key.clone(), Value::String(s.to_string()));
+                            }
+                            Err(_) => {
+                                return Some(SourceItem::Unreadable(Unreadable {
+                                    id,
+                                    raw: raw(),
+                                    reason: format!("line {line}: field {} (`{key}`) is not UTF-8", i + 1),
+                                }));
+                            }
+                        }
+                    }
+                    let body = Value::Object(object).to_string();
+                    let record = Record { id, body, attributes: attributes.clone() };
+                    return Some(SourceItem::Record(record));
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(input: &[u8]) -> Vec<SourceItem> {
+        read(std::io::Cursor::new(input.to_vec()), "t.csv".into(), vec![]).collect()
+    }
+
+    fn body(item: &SourceItem) -> Value {
+        match item {
+            SourceItem::Record(r) => serde_json::from_str(&r.body).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn quirks_bom_crlf_quotes_and_embedded_newlines() {
+        let input = b"\xEF\xBB\xBFid,note,amount\r\n1,\"a, \"\"quoted\"\"\nnote\",3.5\r\n2,plain,4\r\n";
+        let got = items(input);
+        assert_eq!(got.len(), 2);
+        assert_eq!(body(&got[0]), serde_json::json!({"id":"1","note":"a, \"quoted\"\nnote","amount":"3.5"}));
+        let SourceItem::Record(second) = &got[1] else { panic!() };
+        assert_eq!(second.id, "t.csv#4", "line numbers count the embedded newline");
+    }
+
+    #[test]
+    fn ragged_and_non_utf8_rows_are_reported_and_the_rest_goes_on() {
+        let input = b"a,b\n1,2\n3\n4,\xff\n5,6\n";
+        let got = items(input);
+        assert_eq!(got.len(), 4);
+        assert!(matches!(&got[1], SourceItem::Unreadable(u) if u.id == "t.csv#3" && u.reason == "line 3: expected 2 fields (as in the header), found 1"));
+        assert!(matches!(&got[2], SourceItem::Unreadable(u) if u.reason == "line 4: field 2 (`b`) is not UTF-8"));
+        assert_eq!(body(&got[3]), serde_json::json!({"a":"5","b":"6"}));
+    }
+
+    #[test]
+    fn empty_file_and_header_only_yield_nothing() {
+        assert!(items(b"").is_empty());
+        assert!(items(b"a,b\r\n").is_empty());
+    }
+}

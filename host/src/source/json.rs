@@ -1,0 +1,130 @@
+//! JSON Lines and JSON arrays, streamed.
+
+use std::io::{BufRead, Read};
+use std::sync::mpsc;
+
+use serde::de::{Deserializer as _, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{Items, SourceItem, Unreadable, cap_raw};
+use crate::record::Record;
+
+/// Checks a body is JSON (without building it).
+pub(crate) fn check_json(text: &str) -> Result<(), String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// One record per non-blank line; ids are `name#line`.
+pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> Items {
+    let mut line_no = 0u64;
+    let mut buf = Vec::new();
+    let mut done = false;
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            if done {
+                return None;
+            }
+            buf.clear();
+            line_no += 1;
+            let id = format!("{name}#{line_no}");
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => return None,
+                Err(e) => {
+                    done = true;
+                    return Some(SourceItem::Unreadable(Unreadable { id, raw: String::new(), reason: format!("cannot read line {line_no}: {e}") }));
+                }
+                Ok(_) => {}
+            }
+            let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            let bytes = if line_no == 1 { bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes) } else { bytes };
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let unreadable = |reason: String| SourceItem::Unreadable(Unreadable { id: id.clone(), raw: cap_raw(bytes), reason });
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => return Some(unreadable(format!("line {line_no} is not UTF-8 (byte {})", e.valid_up_to() + 1))),
+            };
+            if let Err(e) = check_json(text) {
+                return Some(unreadable(format!("line {line_no} is not JSON: {e}")));
+            }
+            return Some(SourceItem::Record(Record::new(id, text)));
+        }
+    }))
+}
+
+/// The elements of a top-level JSON array, one record each (ids `name#N`, N from 1), parsed on
+/// a helper thread with a bounded queue so memory stays flat on a large file.
+pub fn read_array<R: Read + Send + 'static>(reader: R, name: String) -> Items {
+    let (tx, rx) = mpsc::sync_channel::<SourceItem>(256);
+    std::thread::Builder::new()
+        .name("weir-json-array".into())
+        .spawn(move || {
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let result = (&mut de).deserialize_seq(ArrayVisitor { tx: tx.clone(), name: name.clone(), count: 0 });
+            let result = result.and_then(|_| de.end());
+            if let Err(e) = result {
+                let _ = tx.send(SourceItem::Unreadable(Unreadable {
+                    id: format!("{name}#?"),
+                    raw: String::new(),
+                    reason: format!("JSON array is malformed ({e}); elements after that point cannot be read"),
+                }));
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the JSON reader thread"));
+    Box::new(rx.into_iter())
+}
+
+struct ArrayVisitor {
+    tx: mpsc::SyncSender<SourceItem>,
+    name: String,
+    count: u64,
+}
+
+impl<'de> Visitor<'de> for ArrayVisitor {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<u64, A::Error> {
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            self.count += 1;
+            let record = Record::new(format!("{}#{}", self.name, self.count), raw.get());
+            if self.tx.send(SourceItem::Record(record)).is_err() {
+                break; // the reader went away
+            }
+        }
+        Ok(self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_skip_blanks_and_report_bad_ones() {
+        let input = b"{\"a\":1}\r\n\n  \nnot json\n\xff\xfe\n[1,2]";
+        let items: Vec<SourceItem> = read_lines(std::io::Cursor::new(input.to_vec()), "f.jsonl".into()).collect();
+        assert_eq!(items.len(), 4);
+        assert!(matches!(&items[0], SourceItem::Record(r) if r.id == "f.jsonl#1" && r.body == "{\"a\":1}"));
+        assert!(matches!(&items[1], SourceItem::Unreadable(u) if u.id == "f.jsonl#4" && u.reason.starts_with("line 4 is not JSON")));
+        assert!(matches!(&items[2], SourceItem::Unreadable(u) if u.reason.starts_with("line 5 is not UTF-8")));
+        assert!(matches!(&items[3], SourceItem::Record(r) if r.body == "[1,2]"));
+    }
+
+    #[test]
+    fn arrays_stream_elements_and_report_a_broken_tail() {
+        let items: Vec<SourceItem> =
+            read_array(std::io::Cursor::new(br#"[{"a":1}, {"b": [2]} ,3]"#.to_vec()), "f.json".into()).collect();
+        assert_eq!(items.len(), 3);
+        assert!(matches!(&items[1], SourceItem::Record(r) if r.id == "f.json#2" && r.body == r#"{"b": [2]}"#));
+        let items: Vec<SourceItem> = read_array(std::io::Cursor::new(br#"[{"a":1}, {"b": "#.to_vec()), "f.json".into()).collect();
+        assert_eq!(items.len(), 2);
+        assert!(matches!(&items[1], SourceItem::Unreadable(u) if u.reason.starts_with("JSON array is malformed")));
+    }
+}
