@@ -105,7 +105,7 @@ pub struct RawStage {
 
 /// A stage config value: plugins receive strings; numbers and booleans are written as such.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a string, number or boolean")]
+#[serde(untagged, expecting = "expected a string, number or boolean (plugins receive their config as strings)")]
 pub enum ConfigValue {
     String(String),
     Integer(i64),
@@ -137,7 +137,7 @@ pub struct RawSinks {
 
 /// One or two key attribute names.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a key attribute name, or a list of one or two names (partition, sort)")]
+#[serde(untagged, expecting = "expected a key attribute name, or a list of one or two names (partition, sort)")]
 pub enum RawKey {
     One(String),
     Many(Vec<String>),
@@ -196,7 +196,7 @@ pub struct RawNotify {
 
 /// Which records to notify about: `"all"`, or a predicate on a field.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "\"all\" or a table { field, op, value }")]
+#[serde(untagged, expecting = "expected \"all\" or { field = \"...\", op = \"eq|ne|gt|gte|lt|lte|exists\", value = ... }")]
 pub enum RawWhen {
     All(AllMarker),
     Field(Predicate),

@@ -6,7 +6,9 @@
 //! rest of the file goes on. Record ids are `name#line` (the row's first line, 1-based, header
 //! is line 1).
 
+use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -15,6 +17,8 @@ use crate::record::Record;
 
 /// Reads CSV rows; `attributes` are added to every record (e.g. the object's metadata).
 pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(String, String)>) -> Items {
+    let lines = Arc::new(Mutex::new(LineIndex::default()));
+    let reader = Newlines { inner: reader, offset: 0, index: lines.clone() };
     let mut csv = ::csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(reader);
     let mut header: Option<Vec<String>> = None;
     let mut row = ::csv::ByteRecord::new();
@@ -24,7 +28,7 @@ pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(
             if failed {
                 return None;
             }
-            let line = csv.position().line();
+            let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(csv.position().byte());
             match csv.read_byte_record(&mut row) {
                 Ok(false) => return None,
                 Err(e) => {
@@ -38,7 +42,9 @@ pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(
                 }
                 Ok(true) => {}
             }
-            let line = row.position().map(|p| p.line()).unwrap_or(line);
+            // The csv crate's own line counter lags on CRLF files; count from byte offsets.
+            let start = row.position().map(|p| p.byte()).unwrap_or(0);
+            let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(start);
             let id = format!("{name}#{line}");
             // The row re-encoded as CSV (quoting as needed), for the dead-letter record.
             let raw = || {
@@ -101,6 +107,48 @@ pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(
     }))
 }
 
+/// Offsets of the newlines read but not yet passed by the parser, and how many were passed:
+/// enough to turn a record's byte offset into its line number in bounded memory.
+#[derive(Debug, Default)]
+struct LineIndex {
+    pending: VecDeque<u64>,
+    passed: u64,
+}
+
+impl LineIndex {
+    /// The 1-based line of a record starting at byte `offset` (offsets must not go backwards).
+    /// A newline at `offset` itself counts: after a CRLF the csv parser starts the next record
+    /// at the `\n`.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.pending.front().is_some_and(|&nl| nl <= offset) {
+            self.pending.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+/// Records where each newline is as bytes go by.
+struct Newlines<R> {
+    inner: R,
+    offset: u64,
+    index: Arc<Mutex<LineIndex>>,
+}
+
+impl<R: Read> Read for Newlines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                index.pending.push_back(self.offset + i as u64);
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,8 +170,13 @@ mod tests {
         let got = items(input);
         assert_eq!(got.len(), 2);
         assert_eq!(body(&got[0]), serde_json::json!({"id":"1","note":"a, \"quoted\"\nnote","amount":"3.5"}));
+        let SourceItem::Record(first) = &got[0] else { panic!() };
         let SourceItem::Record(second) = &got[1] else { panic!() };
+        assert_eq!(first.id, "t.csv#2");
         assert_eq!(second.id, "t.csv#4", "line numbers count the embedded newline");
+        let lf: Vec<SourceItem> = items(b"a\n1\n\n2\n");
+        let ids: Vec<&str> = lf.iter().map(|i| match i { SourceItem::Record(r) => r.id.as_str(), _ => "?" }).collect();
+        assert_eq!(ids, ["t.csv#2", "t.csv#4"], "blank lines count too");
     }
 
     #[test]

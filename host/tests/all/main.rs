@@ -6,6 +6,7 @@ mod config;
 mod examples;
 mod hostile;
 mod loading;
+mod pipeline;
 
 use std::path::Path;
 use std::sync::OnceLock;
