@@ -1,0 +1,148 @@
+//! End-to-end tests of the `weir` binary, as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use weir_test_artifacts as wasm;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+fn weir(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(root())
+        .env("WEIR_CACHE_DIR", root().join("target/test-weir-cache"))
+        .output()
+        .expect("run weir");
+    eprintln!("$ weir {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_readme_command_runs_the_orders_example_and_accounts_for_every_record() {
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let run = weir(&["run", "examples/orders/weir.toml", "--input", "examples/orders/data/orders.csv", "--out", o]);
+    assert!(run.status.success());
+    let text = stdout(&run);
+    assert!(text.contains("every input accounted for: yes"), "{text}");
+    assert!(text.contains("inputs 10002"), "{text}");
+    for stage in ["reshape", "validate", "enrich", "redact"] {
+        assert!(text.contains(stage), "{text}");
+    }
+    assert!(out.path().join("weir.db").exists() && out.path().join("rejected.jsonl").exists());
+    assert!(out.path().join("objects/orders-processed/orders/dt=2024-05-01").is_dir());
+
+    let json = weir(&["run", "examples/orders/weir.toml", "--input", "examples/orders/data/orders.csv", "--out", o, "--json"]);
+    let summary: Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
+    assert_eq!(summary["conserved"], true);
+    let t = &summary["totals"];
+    let sum = ["unreadable", "delivered", "filtered", "rejected"].iter().map(|k| t[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(t["inputs"].as_u64(), Some(sum));
+    assert_eq!(summary["stages"].as_array().unwrap().len(), 4);
+
+    // Replayed: the aggregates are the same.
+    let stats = weir(&["stats", "--out", o, "--table", "user_stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["user_stats"]["totals"]["orders"].as_str().unwrap().parse::<u64>().unwrap(), t["delivered"].as_u64().unwrap());
+
+    let strict = weir(&["run", "examples/orders/weir.toml", "--input", "examples/orders/data/orders.csv", "--out", o, "--json", "--fail-on-reject"]);
+    assert_eq!(strict.status.code(), Some(1), "rejects fail the run only with --fail-on-reject");
+}
+
+#[test]
+fn a_bad_pipeline_file_is_reported_with_file_field_and_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weir.toml");
+    std::fs::write(&file, "name = \"x\"\n[[stages]]\nname = \"v\"\nplugin = \"v.wasm\"\n[[sinks.table]]\nname = \"t\"\nkey = \"k\"\nmode = \"upsert\"\n").unwrap();
+    let o = weir(&["run", file.to_str().unwrap(), "--input", "examples/orders/data/orders.csv", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("weir.toml: sinks.table[0].mode: unknown variant `upsert`, expected one of `put`, `put-if-absent`, `aggregate`"), "{err}");
+}
+
+#[test]
+fn golden_tests_pass_and_fail_with_a_readable_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"order_id\":\"o\",\"user_id\":\"u\",\"amount\":1,\"currency\":\"EUR\",\"timestamp\":\"2024-05-01T00:00:00Z\"}\n{\"order_id\":\"\"}\n").unwrap();
+    let expect = dir.path().join("expected.jsonl");
+    std::fs::write(&expect, "{\"user_id\":\"u\",\"order_id\":\"o\",\"amount\":1,\"currency\":\"EUR\",\"timestamp\":\"2024-05-01T00:00:00Z\"}\n{\"$reject\":\"field `order_id` must be a non-empty string\"}\n").unwrap();
+    let args = |e: &Path| vec!["test".to_string(), wasm::VALIDATE_ORDER.to_string(), "--input".into(), input.display().to_string(), "--expect".into(), e.display().to_string()];
+    let pass = weir(&args(&expect).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(pass.status.success());
+    assert!(stdout(&pass).starts_with("ok: 2 results match"));
+
+    let wrong = dir.path().join("wrong.jsonl");
+    std::fs::write(&wrong, "{\"order_id\":\"o\"}\n{\"$reject\":\"something else\"}\n").unwrap();
+    let fail = weir(&args(&wrong).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(fail.status.code(), Some(1));
+    let text = stdout(&fail);
+    assert!(text.contains("golden test failed"), "{text}");
+    assert!(text.contains("-{\"$reject\":\"something else\"}"), "{text}");
+    assert!(text.contains("+{\"$reject\":\"field `order_id` must be a non-empty string\"}"), "{text}");
+    assert!(text.contains("--update"), "{text}");
+}
+
+#[test]
+fn send_writes_sqs_events_that_run_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    let o = weir(&["send", "--count", "25", "--batch-size", "10", "--target-kb", "4", "--out", events.to_str().unwrap()]);
+    assert!(o.status.success());
+    let mut files: Vec<_> = std::fs::read_dir(&events).unwrap().flatten().map(|e| e.path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 3);
+    let first: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(first["Records"].as_array().unwrap().len(), 10);
+    assert_eq!(first["Records"][0]["eventSource"], "aws:sqs");
+    let size = std::fs::metadata(&files[0]).unwrap().len();
+    assert!(size > 4 * 1024, "padded toward --target-kb: {size}");
+
+    let pipeline = dir.path().join("weir.toml");
+    std::fs::write(&pipeline, format!("name = \"send\"\n[[stages]]\nname = \"validate\"\nplugin = {:?}\n", wasm::VALIDATE_ORDER)).unwrap();
+    let mut args = vec!["run".to_string(), pipeline.display().to_string(), "--json".into(), "--out".into(), dir.path().join("out").display().to_string(), "--input".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let run = weir(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["totals"]["inputs"], 25);
+    assert_eq!(summary["conserved"], true);
+}
+
+#[test]
+fn new_build_test_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let created = weir(&["new", "my-filter", "--dir", d]);
+    assert!(created.status.success());
+    let plugin = dir.path().join("my-filter");
+    assert!(plugin.join("src/lib.rs").exists() && plugin.join("README.md").exists());
+    // Its unit tests pass natively, unmodified.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let test = Command::new(cargo).args(["test", "--quiet"]).current_dir(&plugin).env_remove("CARGO_TARGET_DIR").output().unwrap();
+    assert!(test.status.success(), "{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
+    // It builds to a component of the weir world.
+    let build = weir(&["build", plugin.to_str().unwrap()]);
+    assert!(build.status.success());
+    assert!(stdout(&build).starts_with("ok    my_filter"), "{}", stdout(&build));
+    // And golden-tests.
+    std::fs::write(plugin.join("in.jsonl"), "{\"a\":1}\n{\"skip\":true}\n[1]\n").unwrap();
+    std::fs::write(
+        plugin.join("expected.jsonl"),
+        "{\"a\":1,\"processed\":true}\n{\"$filtered\":true}\n{\"$reject\":\"body must be a JSON object, got array\"}\n",
+    )
+    .unwrap();
+    let p = plugin.to_str().unwrap().to_string();
+    let golden = weir(&["test", &p, "--input", &format!("{p}/in.jsonl"), "--expect", &format!("{p}/expected.jsonl")]);
+    assert!(golden.status.success(), "{}", stdout(&golden));
+
+    let again = weir(&["new", "my-filter", "--dir", d]);
+    assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
+}
