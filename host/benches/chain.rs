@@ -6,6 +6,11 @@
 //!   batch loop (direct calls, no wasm); `wasm` runs the components through a `Chain`.
 //! - `instantiate/{pooling,on_demand}`: starting a stage (instantiate + init).
 //! - `load/{compile,cache}`: turning the wasm file into a ready plugin, cold vs precompiled.
+//! - `wire/{packed,record_shaped}/N`: the boundary cost alone. The same echo transform behind
+//!   weir's packed batch (one text buffer plus spans; the hostile test plugin's default) and
+//!   behind a record-shaped interface (`list<record{id, body, attributes}>`, strings copied one
+//!   by one; `tests/plugins/record-shaped`), each with the host work a stage does (check the
+//!   output is JSON, build the output records).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -92,5 +97,57 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate_enrich, instantiate, load);
+mod record_shaped {
+    wasmtime::component::bindgen!({
+        path: "../tests/plugins/record-shaped/wit",
+        world: "weir:bench-record-shaped/plugin@0.1.0",
+    });
+}
+
+fn wire(c: &mut Criterion) {
+    use record_shaped::exports::weir::bench_record_shaped::transformer::{Outcome, Rec};
+    use weir_host::sandbox::Sandbox;
+
+    let engine = Engine::new().expect("engine");
+    let packed = Plugin::from_file(&engine, Path::new(wasm::HOSTILE), None).expect("packed echo");
+    let mut stage = Stage::new(StageSpec::new("echo", packed)).expect("stage");
+
+    let component = wasmtime::component::Component::from_file(engine.wasmtime(), wasm::RECORD_SHAPED).expect("record-shaped echo");
+    let mut linker = wasmtime::component::Linker::<Sandbox>::new(engine.wasmtime());
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+    let mut store = wasmtime::Store::new(engine.wasmtime(), Sandbox::new(64 << 20));
+    store.set_epoch_deadline(u64::MAX / 2);
+    let echo = record_shaped::Plugin::instantiate(&mut store, &component, &linker).expect("instantiate");
+
+    let mut group = c.benchmark_group("wire");
+    for n in [1usize, 10, 100, 1000] {
+        let records = batch(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("packed/{n}"), |b| b.iter(|| black_box(stage.process(&records))));
+        group.bench_function(format!("record_shaped/{n}"), |b| {
+            b.iter(|| {
+                let recs: Vec<Rec> = records
+                    .iter()
+                    .map(|r| Rec { id: r.id.clone(), body: r.body.clone(), attributes: r.attributes.clone() })
+                    .collect();
+                let outcomes = echo.weir_bench_record_shaped_transformer().call_transform(&mut store, &recs).expect("call");
+                let out: Vec<Vec<Record>> = outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        Outcome::Emit(recs) => recs
+                            .into_iter()
+                            .filter(|r| serde_json::from_str::<serde::de::IgnoredAny>(&r.body).is_ok())
+                            .map(|r| Record { id: r.id, body: r.body, attributes: r.attributes })
+                            .collect(),
+                        Outcome::Reject(_) => Vec::new(),
+                    })
+                    .collect();
+                black_box(out)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validate_enrich, instantiate, load, wire);
 criterion_main!(benches);

@@ -17,7 +17,7 @@ const WORKSPACES: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "tests/plugins",
-        &[("HOSTILE", "hostile"), ("FORBIDDEN", "forbidden"), ("NOT_WEIR", "not-weir"), ("WRONG_VERSION", "wrong_version")],
+        &[("HOSTILE", "hostile"), ("FORBIDDEN", "forbidden"), ("NOT_WEIR", "not-weir"), ("WRONG_VERSION", "wrong_version"), ("RECORD_SHAPED", "record_shaped")],
     ),
 ];
 
