@@ -64,12 +64,18 @@ pub fn actual(plugin: Plugin, config: &[(String, String)], input: &Path) -> anyh
             StageResult::Emit(records) => {
                 let lines: Vec<String> = records
                     .iter()
-                    .map(|r| serde_json::from_str::<Value>(&r.body).map(|v| canonical(&v)).unwrap_or_else(|_| r.body.clone()))
+                    .map(|r| {
+                        serde_json::from_str::<Value>(&r.body).map(|v| canonical(&v)).unwrap_or_else(|_| r.body.clone())
+                    })
                     .collect();
                 out.push_str(&lines.join("\n"));
             }
             StageResult::Rejected { kind, reason } => {
-                let v = if kind.is_fault() { json!({"$reject": reason, "$kind": kind.as_str()}) } else { json!({"$reject": reason}) };
+                let v = if kind.is_fault() {
+                    json!({"$reject": reason, "$kind": kind.as_str()})
+                } else {
+                    json!({"$reject": reason})
+                };
                 out.push_str(&canonical(&v));
             }
         }
@@ -100,7 +106,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("updated {}", args.expect.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let expected_text = std::fs::read_to_string(&args.expect).with_context(|| format!("reading {}", args.expect.display()))?;
+    let expected_text =
+        std::fs::read_to_string(&args.expect).with_context(|| format!("reading {}", args.expect.display()))?;
     let expected = normalize_expected(&expected_text);
     if expected == actual {
         println!("ok: {} results match {}", actual.lines().count(), args.expect.display());
@@ -108,7 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let diff = TextDiff::from_lines(&expected, &actual);
     println!("golden test failed: {} differs from what the plugin produced", args.expect.display());
-    print!("{}", diff.unified_diff().context_radius(2).header(&format!("expected: {}", args.expect.display()), "actual"));
+    print!(
+        "{}",
+        diff.unified_diff().context_radius(2).header(&format!("expected: {}", args.expect.display()), "actual")
+    );
     println!("(run with --update to accept the actual results)");
     Ok(ExitCode::FAILURE)
 }

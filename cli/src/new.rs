@@ -24,7 +24,10 @@ fn default_sdk() -> PathBuf {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = args.name.trim();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
         bail!("{name:?} is not a crate name: use letters, digits, `-` and `_`, not starting with a digit");
     }
     let dir = args.dir.join(name);

@@ -43,7 +43,14 @@ pub fn build_crate(dir: &Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
@@ -73,11 +80,18 @@ pub fn build_crate(dir: &Path) -> anyhow::Result<PathBuf> {
             dir.display()
         );
     }
-    wasm.with_context(|| format!("{} built no cdylib .wasm; set `crate-type = [\"cdylib\"]` under [lib]", dir.display()))
+    wasm.with_context(|| {
+        format!("{} built no cdylib .wasm; set `crate-type = [\"cdylib\"]` under [lib]", dir.display())
+    })
 }
 
 /// Resolves and loads every stage's plugin.
-pub fn load_stages(engine: &Engine, cache: Option<&ArtifactCache>, stages: &[StageConfig], mut progress: impl FnMut(&str)) -> anyhow::Result<Vec<StageSpec>> {
+pub fn load_stages(
+    engine: &Engine,
+    cache: Option<&ArtifactCache>,
+    stages: &[StageConfig],
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<Vec<StageSpec>> {
     let mut specs = Vec::new();
     for stage in stages {
         progress(&stage.name);
@@ -90,7 +104,8 @@ pub fn load_stages(engine: &Engine, cache: Option<&ArtifactCache>, stages: &[Sta
             ),
         };
         let name = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| stage.name.clone());
-        let bytes = std::fs::read(&wasm).with_context(|| format!("stage `{}`: reading {}", stage.name, wasm.display()))?;
+        let bytes =
+            std::fs::read(&wasm).with_context(|| format!("stage `{}`: reading {}", stage.name, wasm.display()))?;
         let plugin = match &stage.sha256 {
             Some(pin) => Plugin::from_bytes_pinned(engine, &name, &bytes, pin, cache),
             None => Plugin::from_bytes(engine, &name, &bytes, cache),

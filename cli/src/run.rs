@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use weir_host::pipeline::{Pipeline, Runner, RunStats, StageSummary};
-use weir_host::sink::local::{Database, NotifyFile, ObjectFiles, RejectedFile, TableSink};
+use weir_host::pipeline::{Pipeline, RunStats, Runner, StageSummary};
 use weir_host::sink::Sink;
+use weir_host::sink::local::{Database, NotifyFile, ObjectFiles, RejectedFile, TableSink};
 use weir_host::source::{self, OpenOptions, Progress};
 use weir_host::{ArtifactCache, Chain, Engine};
 
@@ -50,7 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::load(&args.pipeline)?;
     let quiet = args.json;
     let engine = Engine::new().context("starting wasmtime")?;
-    let cache = ArtifactCache::open(crate::cache_dir()).map_err(|e| tracing::warn!(error = %e, "no artifact cache")).ok();
+    let cache =
+        ArtifactCache::open(crate::cache_dir()).map_err(|e| tracing::warn!(error = %e, "no artifact cache")).ok();
 
     let spinner = if quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     spinner.enable_steady_tick(Duration::from_millis(120));
@@ -129,9 +130,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn print_summary(s: &Summary<'_>, db: Option<&Path>, rejected: &Path, pipeline: &Pipeline) {
     let t = s.totals;
-    println!("pipeline {}  ({} batches, {:.2}s, {:.0} records/s)", s.pipeline, t.batches, t.elapsed.as_secs_f64(), s.records_per_sec);
+    println!(
+        "pipeline {}  ({} batches, {:.2}s, {:.0} records/s)",
+        s.pipeline,
+        t.batches,
+        t.elapsed.as_secs_f64(),
+        s.records_per_sec
+    );
     println!();
-    println!("{:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10}", "stage", "in", "out", "passed", "filtered", "rejected", "batch p50", "batch p99");
+    println!(
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10}",
+        "stage", "in", "out", "passed", "filtered", "rejected", "batch p50", "batch p99"
+    );
     for st in &s.stages {
         let m = &st.metrics;
         let rejected: u64 = m.rejected.values().sum();

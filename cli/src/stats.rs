@@ -34,7 +34,11 @@ fn dec(s: &str) -> f64 {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.out.join("weir.db").exists() {
-        bail!("{} has no weir.db; run a pipeline with a table sink first (weir run ... --out {})", args.out.display(), args.out.display());
+        bail!(
+            "{} has no weir.db; run a pipeline with a table sink first (weir run ... --out {})",
+            args.out.display(),
+            args.out.display()
+        );
     }
     let db = Database::open(&args.out)?;
     let mut tables = aggregate_tables(&db)?;
@@ -64,7 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 vb.partial_cmp(&va).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key))
             });
         }
-        let shown: Vec<_> = if args.top == 0 { groups.iter().collect() } else { groups.iter().take(args.top).collect() };
+        let shown: Vec<_> =
+            if args.top == 0 { groups.iter().collect() } else { groups.iter().take(args.top).collect() };
         if args.json {
             report.insert(
                 table.clone(),

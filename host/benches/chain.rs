@@ -93,7 +93,9 @@ fn load(c: &mut Criterion) {
     let mut group = c.benchmark_group("load");
     group.sample_size(10);
     group.bench_function("compile", |b| b.iter(|| black_box(Plugin::from_file(&engine, path, None).expect("compile"))));
-    group.bench_function("cache", |b| b.iter(|| black_box(Plugin::from_file(&engine, path, Some(&cache)).expect("cached"))));
+    group.bench_function("cache", |b| {
+        b.iter(|| black_box(Plugin::from_file(&engine, path, Some(&cache)).expect("cached")))
+    });
     group.finish();
 }
 
@@ -112,7 +114,8 @@ fn wire(c: &mut Criterion) {
     let packed = Plugin::from_file(&engine, Path::new(wasm::HOSTILE), None).expect("packed echo");
     let mut stage = Stage::new(StageSpec::new("echo", packed)).expect("stage");
 
-    let component = wasmtime::component::Component::from_file(engine.wasmtime(), wasm::RECORD_SHAPED).expect("record-shaped echo");
+    let component =
+        wasmtime::component::Component::from_file(engine.wasmtime(), wasm::RECORD_SHAPED).expect("record-shaped echo");
     let mut linker = wasmtime::component::Linker::<Sandbox>::new(engine.wasmtime());
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
     let mut store = wasmtime::Store::new(engine.wasmtime(), Sandbox::new(64 << 20));
@@ -130,7 +133,8 @@ fn wire(c: &mut Criterion) {
                     .iter()
                     .map(|r| Rec { id: r.id.clone(), body: r.body.clone(), attributes: r.attributes.clone() })
                     .collect();
-                let outcomes = echo.weir_bench_record_shaped_transformer().call_transform(&mut store, &recs).expect("call");
+                let outcomes =
+                    echo.weir_bench_record_shaped_transformer().call_transform(&mut store, &recs).expect("call");
                 let out: Vec<Vec<Record>> = outcomes
                     .into_iter()
                     .map(|o| match o {

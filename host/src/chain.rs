@@ -43,22 +43,16 @@ impl Chain {
             let mut next_origins = Vec::with_capacity(current.len());
             for ((record, origin), result) in current.into_iter().zip(origins).zip(results) {
                 match result {
-                    StageResult::Emit(out) if out.is_empty() => report.filtered.push(Filtered {
-                        origin,
-                        stage: stage.name().to_string(),
-                        record_id: record.id,
-                    }),
+                    StageResult::Emit(out) if out.is_empty() => {
+                        report.filtered.push(Filtered { origin, stage: stage.name().to_string(), record_id: record.id })
+                    }
                     StageResult::Emit(out) => {
                         next_origins.extend(std::iter::repeat_n(origin, out.len()));
                         next.extend(out);
                     }
-                    StageResult::Rejected { kind, reason } => report.rejected.push(Rejected {
-                        origin,
-                        stage: stage.name().to_string(),
-                        kind,
-                        reason,
-                        record,
-                    }),
+                    StageResult::Rejected { kind, reason } => {
+                        report.rejected.push(Rejected { origin, stage: stage.name().to_string(), kind, reason, record })
+                    }
                 }
             }
             current = next;

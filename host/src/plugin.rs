@@ -46,7 +46,8 @@ impl Plugin {
     /// Loads a plugin file; its name is the file stem.
     pub fn from_file(engine: &Engine, path: &Path, cache: Option<&ArtifactCache>) -> Result<Self, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        let name =
+            path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
         Self::from_bytes(engine, &name, &bytes, cache)
     }
 
@@ -66,7 +67,12 @@ impl Plugin {
     }
 
     /// Loads a plugin from its bytes.
-    pub fn from_bytes(engine: &Engine, name: &str, bytes: &[u8], cache: Option<&ArtifactCache>) -> Result<Self, LoadError> {
+    pub fn from_bytes(
+        engine: &Engine,
+        name: &str,
+        bytes: &[u8],
+        cache: Option<&ArtifactCache>,
+    ) -> Result<Self, LoadError> {
         check_header(name, bytes)?;
         let sha256 = sha256_hex(bytes);
         let compile = || Component::new(engine.wasmtime(), bytes);

@@ -34,8 +34,6 @@ impl Record {
 
     /// Bytes this record occupies in a batch (id, body and attributes).
     pub fn size(&self) -> usize {
-        self.id.len()
-            + self.body.len()
-            + self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        self.id.len() + self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
     }
 }

@@ -118,7 +118,7 @@ impl LogBuffer {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         self.lines.push(LogLine { level, record, message });
     }

@@ -57,7 +57,10 @@ impl StageSpec {
 pub enum StageResult {
     /// Emitted 0..n records (0 = filtered).
     Emit(Vec<Record>),
-    Rejected { kind: RejectKind, reason: String },
+    Rejected {
+        kind: RejectKind,
+        reason: String,
+    },
 }
 
 /// A fault during one call: the whole call's results are unusable.
@@ -90,9 +93,7 @@ impl Stage {
     /// Builds the stage and starts one instance, so a refused config or a plugin that cannot
     /// start is reported now rather than on the first batch.
     pub fn new(spec: StageSpec) -> Result<Self, StageError> {
-        spec.limits
-            .validate()
-            .map_err(|message| StageError::Limits { stage: spec.name.clone(), message })?;
+        spec.limits.validate().map_err(|message| StageError::Limits { stage: spec.name.clone(), message })?;
         let config = spec.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut stage = Stage { spec, config, live: None, metrics: StageMetrics::default() };
         let live = stage.start()?;
@@ -142,11 +143,9 @@ impl Stage {
         self.flush_logs(&mut store, &[]);
         match refused {
             Ok(Ok(())) => Ok(Live { store, instance }),
-            Ok(Err(message)) => Err(StageError::InitRefused {
-                stage: self.spec.name.clone(),
-                plugin: plugin.label(),
-                message,
-            }),
+            Ok(Err(message)) => {
+                Err(StageError::InitRefused { stage: self.spec.name.clone(), plugin: plugin.label(), message })
+            }
             Err(e) => {
                 let reason = describe_error(&e, &mut store, None);
                 Err(err(format!("init failed: {reason}")))
@@ -222,12 +221,14 @@ impl Stage {
             Some(live) => live,
             None => {
                 self.metrics.restarts += 1;
-                self.start().map_err(|e| Fault { kind: RejectKind::Trap, reason: format!("cannot restart plugin: {e}") })?
+                self.start()
+                    .map_err(|e| Fault { kind: RejectKind::Trap, reason: format!("cannot restart plugin: {e}") })?
             }
         };
         let batch = match &live.instance {
-            contract::Instance::V0_1_0(_) => contract::v0_1_0::pack(records)
-                .map_err(|reason| Fault { kind: RejectKind::OutputLimit, reason })?,
+            contract::Instance::V0_1_0(_) => {
+                contract::v0_1_0::pack(records).map_err(|reason| Fault { kind: RejectKind::OutputLimit, reason })?
+            }
         };
         live.store.set_epoch_deadline(Engine::ticks_for(self.spec.limits.time()));
         live.store.data_mut().limiter.hit = None;

@@ -17,7 +17,13 @@ const WORKSPACES: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "tests/plugins",
-        &[("HOSTILE", "hostile"), ("FORBIDDEN", "forbidden"), ("NOT_WEIR", "not-weir"), ("WRONG_VERSION", "wrong_version"), ("RECORD_SHAPED", "record_shaped")],
+        &[
+            ("HOSTILE", "hostile"),
+            ("FORBIDDEN", "forbidden"),
+            ("NOT_WEIR", "not-weir"),
+            ("WRONG_VERSION", "wrong_version"),
+            ("RECORD_SHAPED", "record_shaped"),
+        ],
     ),
 ];
 
@@ -50,7 +56,8 @@ fn main() {
         for (name, file) in *artifacts {
             let path = target_dir.join("wasm32-wasip2/release").join(format!("{file}.wasm"));
             assert!(path.exists(), "expected plugin artifact {}", path.display());
-            consts.push_str(&format!("/// `{file}.wasm`\npub const {name}: &str = {:?};\n", path.display().to_string()));
+            consts
+                .push_str(&format!("/// `{file}.wasm`\npub const {name}: &str = {:?};\n", path.display().to_string()));
         }
     }
     std::fs::write(out_dir.join("paths.rs"), consts).expect("write paths.rs");
@@ -59,14 +66,18 @@ fn main() {
 /// Fails with the fix when the wasm32-wasip2 standard library is missing.
 fn check_wasm_target() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if let Some(sysroot) = sysroot {
-        if !Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").exists() {
-            panic!(
-                "the wasm32-wasip2 target is not installed for this toolchain ({sysroot}).\n\
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(sysroot) = sysroot
+        && !Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").exists()
+    {
+        panic!(
+            "the wasm32-wasip2 target is not installed for this toolchain ({sysroot}).\n\
                  Run `rustup target add wasm32-wasip2` (rust-toolchain.toml asks rustup for it)."
-            );
-        }
+        );
     }
 }
 

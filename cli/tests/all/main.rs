@@ -17,7 +17,12 @@ fn weir(args: &[&str]) -> Output {
         .env("WEIR_CACHE_DIR", root().join("target/test-weir-cache"))
         .output()
         .expect("run weir");
-    eprintln!("$ weir {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "$ weir {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -40,7 +45,8 @@ fn the_readme_command_runs_the_orders_example_and_accounts_for_every_record() {
     assert!(out.path().join("weir.db").exists() && out.path().join("rejected.jsonl").exists());
     assert!(out.path().join("objects/orders-processed/orders/dt=2024-05-01").is_dir());
 
-    let json = weir(&["run", "examples/orders/weir.toml", "--input", "examples/orders/data/orders.csv", "--out", o, "--json"]);
+    let json =
+        weir(&["run", "examples/orders/weir.toml", "--input", "examples/orders/data/orders.csv", "--out", o, "--json"]);
     let summary: Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
     assert_eq!(summary["conserved"], true);
     let t = &summary["totals"];
@@ -51,9 +57,21 @@ fn the_readme_command_runs_the_orders_example_and_accounts_for_every_record() {
     // Replayed: the aggregates are the same.
     let stats = weir(&["stats", "--out", o, "--table", "user_stats", "--json"]);
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
-    assert_eq!(stats["user_stats"]["totals"]["orders"].as_str().unwrap().parse::<u64>().unwrap(), t["delivered"].as_u64().unwrap());
+    assert_eq!(
+        stats["user_stats"]["totals"]["orders"].as_str().unwrap().parse::<u64>().unwrap(),
+        t["delivered"].as_u64().unwrap()
+    );
 
-    let strict = weir(&["run", "examples/orders/weir.toml", "--input", "examples/orders/data/orders.csv", "--out", o, "--json", "--fail-on-reject"]);
+    let strict = weir(&[
+        "run",
+        "examples/orders/weir.toml",
+        "--input",
+        "examples/orders/data/orders.csv",
+        "--out",
+        o,
+        "--json",
+        "--fail-on-reject",
+    ]);
     assert_eq!(strict.status.code(), Some(1), "rejects fail the run only with --fail-on-reject");
 }
 
@@ -62,7 +80,14 @@ fn a_bad_pipeline_file_is_reported_with_file_field_and_allowed_values() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("weir.toml");
     std::fs::write(&file, "name = \"x\"\n[[stages]]\nname = \"v\"\nplugin = \"v.wasm\"\n[[sinks.table]]\nname = \"t\"\nkey = \"k\"\nmode = \"upsert\"\n").unwrap();
-    let o = weir(&["run", file.to_str().unwrap(), "--input", "examples/orders/data/orders.csv", "--out", dir.path().to_str().unwrap()]);
+    let o = weir(&[
+        "run",
+        file.to_str().unwrap(),
+        "--input",
+        "examples/orders/data/orders.csv",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("weir.toml: sinks.table[0].mode: unknown variant `upsert`, expected one of `put`, `put-if-absent`, `aggregate`"), "{err}");
@@ -75,7 +100,16 @@ fn golden_tests_pass_and_fail_with_a_readable_diff() {
     std::fs::write(&input, "{\"order_id\":\"o\",\"user_id\":\"u\",\"amount\":1,\"currency\":\"EUR\",\"timestamp\":\"2024-05-01T00:00:00Z\"}\n{\"order_id\":\"\"}\n").unwrap();
     let expect = dir.path().join("expected.jsonl");
     std::fs::write(&expect, "{\"user_id\":\"u\",\"order_id\":\"o\",\"amount\":1,\"currency\":\"EUR\",\"timestamp\":\"2024-05-01T00:00:00Z\"}\n{\"$reject\":\"field `order_id` must be a non-empty string\"}\n").unwrap();
-    let args = |e: &Path| vec!["test".to_string(), wasm::VALIDATE_ORDER.to_string(), "--input".into(), input.display().to_string(), "--expect".into(), e.display().to_string()];
+    let args = |e: &Path| {
+        vec![
+            "test".to_string(),
+            wasm::VALIDATE_ORDER.to_string(),
+            "--input".into(),
+            input.display().to_string(),
+            "--expect".into(),
+            e.display().to_string(),
+        ]
+    };
     let pass = weir(&args(&expect).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(pass.status.success());
     assert!(stdout(&pass).starts_with("ok: 2 results match"));
@@ -95,7 +129,8 @@ fn golden_tests_pass_and_fail_with_a_readable_diff() {
 fn send_writes_sqs_events_that_run_reads() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events");
-    let o = weir(&["send", "--count", "25", "--batch-size", "10", "--target-kb", "4", "--out", events.to_str().unwrap()]);
+    let o =
+        weir(&["send", "--count", "25", "--batch-size", "10", "--target-kb", "4", "--out", events.to_str().unwrap()]);
     assert!(o.status.success());
     let mut files: Vec<_> = std::fs::read_dir(&events).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
@@ -107,8 +142,19 @@ fn send_writes_sqs_events_that_run_reads() {
     assert!(size > 4 * 1024, "padded toward --target-kb: {size}");
 
     let pipeline = dir.path().join("weir.toml");
-    std::fs::write(&pipeline, format!("name = \"send\"\n[[stages]]\nname = \"validate\"\nplugin = {:?}\n", wasm::VALIDATE_ORDER)).unwrap();
-    let mut args = vec!["run".to_string(), pipeline.display().to_string(), "--json".into(), "--out".into(), dir.path().join("out").display().to_string(), "--input".into()];
+    std::fs::write(
+        &pipeline,
+        format!("name = \"send\"\n[[stages]]\nname = \"validate\"\nplugin = {:?}\n", wasm::VALIDATE_ORDER),
+    )
+    .unwrap();
+    let mut args = vec![
+        "run".to_string(),
+        pipeline.display().to_string(),
+        "--json".into(),
+        "--out".into(),
+        dir.path().join("out").display().to_string(),
+        "--input".into(),
+    ];
     args.extend(files.iter().map(|f| f.display().to_string()));
     let run = weir(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
@@ -126,8 +172,18 @@ fn new_build_test_round_trip() {
     assert!(plugin.join("src/lib.rs").exists() && plugin.join("README.md").exists());
     // Its unit tests pass natively, unmodified.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let test = Command::new(cargo).args(["test", "--quiet"]).current_dir(&plugin).env_remove("CARGO_TARGET_DIR").output().unwrap();
-    assert!(test.status.success(), "{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
+    let test = Command::new(cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&plugin)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
     // It builds to a component of the weir world.
     let build = weir(&["build", plugin.to_str().unwrap()]);
     assert!(build.status.success());

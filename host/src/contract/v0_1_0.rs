@@ -59,7 +59,11 @@ impl Instance {
     }
 
     /// Calls the plugin's `init`.
-    pub fn init(&self, store: &mut Store<Sandbox>, config: &[(String, String)]) -> wasmtime::Result<Result<(), String>> {
+    pub fn init(
+        &self,
+        store: &mut Store<Sandbox>,
+        config: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>> {
         self.bindings.weir_transform_transformer().call_init(store, config)
     }
 
@@ -114,7 +118,11 @@ fn slice(text: &str, s: Span) -> Result<&str, String> {
 /// range, more output than the limits allow for the whole batch); the caller cannot tell which
 /// record caused it. Problems confined to one record become that record's
 /// [`PluginOutcome::Reject`].
-pub fn unpack(inputs: &[Record], out: OutputBatch, limits: &Limits) -> Result<Vec<PluginOutcome>, (RejectKind, String)> {
+pub fn unpack(
+    inputs: &[Record],
+    out: OutputBatch,
+    limits: &Limits,
+) -> Result<Vec<PluginOutcome>, (RejectKind, String)> {
     let invalid = |reason: String| (RejectKind::InvalidOutput, reason);
     if out.outcomes.len() != inputs.len() {
         return Err(invalid(format!(
@@ -132,10 +140,7 @@ pub fn unpack(inputs: &[Record], out: OutputBatch, limits: &Limits) -> Result<Ve
     }
     let emitted: u64 = out.outcomes.iter().map(|o| if let Outcome::Emit(n) = o { u64::from(*n) } else { 0 }).sum();
     if emitted != out.records.len() as u64 {
-        return Err(invalid(format!(
-            "outcomes emit {emitted} records but {} were returned",
-            out.records.len()
-        )));
+        return Err(invalid(format!("outcomes emit {emitted} records but {} were returned", out.records.len())));
     }
     let text = out.text.as_str();
     let mut next = 0usize;

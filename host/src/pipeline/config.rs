@@ -196,7 +196,10 @@ pub struct RawNotify {
 
 /// Which records to notify about: `"all"`, or a predicate on a field.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "expected \"all\" or { field = \"...\", op = \"eq|ne|gt|gte|lt|lte|exists\", value = ... }")]
+#[serde(
+    untagged,
+    expecting = "expected \"all\" or { field = \"...\", op = \"eq|ne|gt|gte|lt|lte|exists\", value = ... }"
+)]
 pub enum RawWhen {
     All(AllMarker),
     Field(Predicate),
@@ -447,10 +450,10 @@ impl Pipeline {
                 return Err(err(at("name"), format!("duplicate stage name {:?}; stage names must be unique", s.name)));
             }
             let plugin = parse_plugin_source(base, &s.plugin).map_err(|m| err(at("plugin"), m))?;
-            if let Some(sha) = &s.sha256 {
-                if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(err(at("sha256"), format!("{sha:?} is not a sha256 (64 hex digits)")));
-                }
+            if let Some(sha) = &s.sha256
+                && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                return Err(err(at("sha256"), format!("{sha:?} is not a sha256 (64 hex digits)")));
             }
             s.limits.validate().map_err(|m| err(at("limits"), m))?;
             stages.push(StageConfig {
@@ -487,11 +490,14 @@ impl Pipeline {
                     if t.mode == TableModeName::Put { TableMode::Put } else { TableMode::PutIfAbsent }
                 }
                 TableModeName::Aggregate => {
-                    let group_by = t
-                        .group_by
-                        .ok_or_else(|| err(at("group_by"), "mode = \"aggregate\" needs `group_by` (the field to group on)".into()))?;
+                    let group_by = t.group_by.ok_or_else(|| {
+                        err(at("group_by"), "mode = \"aggregate\" needs `group_by` (the field to group on)".into())
+                    })?;
                     if key.len() != 1 {
-                        return Err(err(at("key"), "an aggregate table has one key attribute (holding the group)".into()));
+                        return Err(err(
+                            at("key"),
+                            "an aggregate table has one key attribute (holding the group)".into(),
+                        ));
                     }
                     if t.counters.is_empty() {
                         return Err(err(at("counters"), "mode = \"aggregate\" needs at least one counter, e.g. { name = \"orders\", op = \"count\" }".into()));
@@ -501,14 +507,24 @@ impl Pipeline {
                     for (j, c) in t.counters.into_iter().enumerate() {
                         let at = |field: &str| format!("sinks.table[{i}].counters[{j}].{field}");
                         if !valid_name(&c.name) || c.name == key[0] {
-                            return Err(err(at("name"), format!("{:?} must be a name (letters, digits, -, _) other than the key", c.name)));
+                            return Err(err(
+                                at("name"),
+                                format!("{:?} must be a name (letters, digits, -, _) other than the key", c.name),
+                            ));
                         }
                         if !names.insert(c.name.clone()) {
                             return Err(err(at("name"), format!("duplicate counter {:?}", c.name)));
                         }
                         match (c.op, &c.field) {
-                            (CounterOp::Sum, None) => return Err(err(at("field"), "op = \"sum\" needs `field` (the numeric field to add)".into())),
-                            (CounterOp::Count, Some(_)) => return Err(err(at("field"), "op = \"count\" takes no `field`".into())),
+                            (CounterOp::Sum, None) => {
+                                return Err(err(
+                                    at("field"),
+                                    "op = \"sum\" needs `field` (the numeric field to add)".into(),
+                                ));
+                            }
+                            (CounterOp::Count, Some(_)) => {
+                                return Err(err(at("field"), "op = \"count\" takes no `field`".into()));
+                            }
                             _ => {}
                         }
                         counters.push(Counter { name: c.name, op: c.op, field: c.field });
@@ -529,7 +545,10 @@ impl Pipeline {
                     RawWhen::All(_) => None,
                     RawWhen::Field(p) => {
                         if p.op != PredicateOp::Exists && p.value.is_none() {
-                            return Err(err("sinks.notify.when.value".into(), format!("op = \"{:?}\" needs a `value`", p.op).to_lowercase()));
+                            return Err(err(
+                                "sinks.notify.when.value".into(),
+                                format!("op = \"{:?}\" needs a `value`", p.op).to_lowercase(),
+                            ));
                         }
                         Some(p)
                     }
@@ -544,7 +563,8 @@ impl Pipeline {
                 if o.bucket.trim().is_empty() {
                     return Err(err("sinks.objects.bucket".into(), "must not be empty".into()));
                 }
-                let partition = PartitionTemplate::parse(&o.partition).map_err(|m| err("sinks.objects.partition".into(), m))?;
+                let partition =
+                    PartitionTemplate::parse(&o.partition).map_err(|m| err("sinks.objects.partition".into(), m))?;
                 Some(ObjectsConfig { bucket: o.bucket, prefix: o.prefix, partition, format: o.format })
             }
         };

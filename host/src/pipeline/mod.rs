@@ -82,7 +82,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(chain: Chain, sinks: Vec<Box<dyn Sink>>, dead_letter: Box<dyn DeadLetterSink>, batch_size: usize) -> Self {
+    pub fn new(
+        chain: Chain,
+        sinks: Vec<Box<dyn Sink>>,
+        dead_letter: Box<dyn DeadLetterSink>,
+        batch_size: usize,
+    ) -> Self {
         Runner { chain, sinks, dead_letter, batch_size: batch_size.max(1), stats: RunStats::default() }
     }
 
@@ -208,7 +213,11 @@ impl Runner {
         self.chain
             .stages()
             .iter()
-            .map(|s| StageSummary { name: s.name().to_string(), plugin: s.plugin().label(), metrics: s.metrics().snapshot() })
+            .map(|s| StageSummary {
+                name: s.name().to_string(),
+                plugin: s.plugin().label(),
+                metrics: s.metrics().snapshot(),
+            })
             .collect()
     }
 

@@ -152,7 +152,10 @@ impl Sink for TableSink {
                 }
                 TableMode::Aggregate { group_by, counters } => {
                     let Some(group) = key_value(&body, group_by) else {
-                        report.unwritable.push(Unwritable { index, reason: format!("group field `{group_by}` is missing or empty") });
+                        report.unwritable.push(Unwritable {
+                            index,
+                            reason: format!("group field `{group_by}` is missing or empty"),
+                        });
                         continue;
                     };
                     let mut deltas = Vec::with_capacity(counters.len());
@@ -163,7 +166,10 @@ impl Sink for TableSink {
                             (CounterOp::Sum, Some(field)) => match body.get(field).and_then(number) {
                                 Some(d) => deltas.push((c.name.as_str(), d)),
                                 None => {
-                                    bad = Some(format!("counter `{}` sums `{field}`, which is missing or not a number", c.name));
+                                    bad = Some(format!(
+                                        "counter `{}` sums `{field}`, which is missing or not a number",
+                                        c.name
+                                    ));
                                     break;
                                 }
                             },
@@ -176,7 +182,10 @@ impl Sink for TableSink {
                     }
                     let seen = tx
                         .execute(
-                            &format!("INSERT OR IGNORE INTO {} (record_id) VALUES (?1)", quote_ident("seen_", &self.config.name)),
+                            &format!(
+                                "INSERT OR IGNORE INTO {} (record_id) VALUES (?1)",
+                                quote_ident("seen_", &self.config.name)
+                            ),
                             params![emitted.record.id],
                         )
                         .map_err(|e| self.error(e))?;
@@ -186,7 +195,9 @@ impl Sink for TableSink {
                     }
                     let table = quote_ident("a_", &self.config.name);
                     let current: Option<String> = tx
-                        .query_row(&format!("SELECT counters FROM {table} WHERE grp = ?1"), params![group], |r| r.get(0))
+                        .query_row(&format!("SELECT counters FROM {table} WHERE grp = ?1"), params![group], |r| {
+                            r.get(0)
+                        })
                         .optional()
                         .map_err(|e| self.error(e))?;
                     let mut values: BTreeMap<String, Decimal> = current
@@ -197,7 +208,8 @@ impl Sink for TableSink {
                     for (name, delta) in deltas {
                         *values.entry(name.to_string()).or_default() += delta;
                     }
-                    let encoded: BTreeMap<&String, String> = values.iter().map(|(k, v)| (k, v.normalize().to_string())).collect();
+                    let encoded: BTreeMap<&String, String> =
+                        values.iter().map(|(k, v)| (k, v.normalize().to_string())).collect();
                     let encoded = serde_json::to_string(&encoded).map_err(|e| self.error(e))?;
                     tx.execute(
                         &format!("INSERT INTO {table} (grp, counters) VALUES (?1, ?2) ON CONFLICT (grp) DO UPDATE SET counters = excluded.counters"),
@@ -236,12 +248,9 @@ pub struct Group {
 pub fn read_aggregates(db: &Database, table: &str) -> Result<Vec<Group>, SinkError> {
     let err = |e: rusqlite::Error| SinkError { sink: format!("table:{table}"), message: e.to_string() };
     let conn = db.lock();
-    let mut stmt = conn
-        .prepare(&format!("SELECT grp, counters FROM {} ORDER BY grp", quote_ident("a_", table)))
-        .map_err(err)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(err)?;
+    let mut stmt =
+        conn.prepare(&format!("SELECT grp, counters FROM {} ORDER BY grp", quote_ident("a_", table))).map_err(err)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(err)?;
     let mut groups = Vec::new();
     for row in rows {
         let (key, counters) = row.map_err(err)?;
@@ -352,11 +361,11 @@ impl Sink for NotifyFile {
         let mut out = append_file(&self.path, &self.name())?;
         for e in delivery.emitted {
             let body: Value = serde_json::from_str(&e.record.body).unwrap_or(Value::Null);
-            if let Some(p) = &self.config.when {
-                if !matches(p, &body) {
-                    report.unchanged += 1;
-                    continue;
-                }
+            if let Some(p) = &self.config.when
+                && !matches(p, &body)
+            {
+                report.unchanged += 1;
+                continue;
             }
             let line = serde_json::json!({
                 "topic": self.config.topic,
@@ -441,7 +450,10 @@ impl Sink for ObjectFiles {
     }
 
     fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
-        let err = |e: &dyn std::fmt::Display| SinkError { sink: format!("objects:{}", self.config.bucket), message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| SinkError {
+            sink: format!("objects:{}", self.config.bucket),
+            message: e.to_string(),
+        };
         let mut report = SinkReport::default();
         for (key, rows) in self.plan(delivery) {
             let path = self.root.join(&self.config.bucket).join(&key);
@@ -494,7 +506,8 @@ impl DeadLetterSink for RejectedFile {
         let sink = format!("dead-letter:{}", self.queue);
         let mut out = append_file(&self.path, &sink)?;
         for l in letters {
-            let line = serde_json::to_string(l).map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
+            let line =
+                serde_json::to_string(l).map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
             writeln!(out, "{line}").map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
         }
         out.flush().map_err(|e| SinkError { sink, message: e.to_string() })

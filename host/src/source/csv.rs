@@ -80,7 +80,11 @@ pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(
                         return Some(SourceItem::Unreadable(Unreadable {
                             id,
                             raw: raw(),
-                            reason: format!("line {line}: expected {} fields (as in the header), found {}", names.len(), row.len()),
+                            reason: format!(
+                                "line {line}: expected {} fields (as in the header), found {}",
+                                names.len(),
+                                row.len()
+                            ),
                         }));
                     }
                     let mut object = Map::with_capacity(names.len());
@@ -175,7 +179,13 @@ mod tests {
         assert_eq!(first.id, "t.csv#2");
         assert_eq!(second.id, "t.csv#4", "line numbers count the embedded newline");
         let lf: Vec<SourceItem> = items(b"a\n1\n\n2\n");
-        let ids: Vec<&str> = lf.iter().map(|i| match i { SourceItem::Record(r) => r.id.as_str(), _ => "?" }).collect();
+        let ids: Vec<&str> = lf
+            .iter()
+            .map(|i| match i {
+                SourceItem::Record(r) => r.id.as_str(),
+                _ => "?",
+            })
+            .collect();
         assert_eq!(ids, ["t.csv#2", "t.csv#4"], "blank lines count too");
     }
 
@@ -184,7 +194,9 @@ mod tests {
         let input = b"a,b\n1,2\n3\n4,\xff\n5,6\n";
         let got = items(input);
         assert_eq!(got.len(), 4);
-        assert!(matches!(&got[1], SourceItem::Unreadable(u) if u.id == "t.csv#3" && u.reason == "line 3: expected 2 fields (as in the header), found 1"));
+        assert!(
+            matches!(&got[1], SourceItem::Unreadable(u) if u.id == "t.csv#3" && u.reason == "line 3: expected 2 fields (as in the header), found 1")
+        );
         assert!(matches!(&got[2], SourceItem::Unreadable(u) if u.reason == "line 4: field 2 (`b`) is not UTF-8"));
         assert_eq!(body(&got[3]), serde_json::json!({"a":"5","b":"6"}));
     }

@@ -31,7 +31,11 @@ pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> I
                 Ok(0) => return None,
                 Err(e) => {
                     done = true;
-                    return Some(SourceItem::Unreadable(Unreadable { id, raw: String::new(), reason: format!("cannot read line {line_no}: {e}") }));
+                    return Some(SourceItem::Unreadable(Unreadable {
+                        id,
+                        raw: String::new(),
+                        reason: format!("cannot read line {line_no}: {e}"),
+                    }));
                 }
                 Ok(_) => {}
             }
@@ -41,10 +45,13 @@ pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> I
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let unreadable = |reason: String| SourceItem::Unreadable(Unreadable { id: id.clone(), raw: cap_raw(bytes), reason });
+            let unreadable =
+                |reason: String| SourceItem::Unreadable(Unreadable { id: id.clone(), raw: cap_raw(bytes), reason });
             let text = match std::str::from_utf8(bytes) {
                 Ok(t) => t,
-                Err(e) => return Some(unreadable(format!("line {line_no} is not UTF-8 (byte {})", e.valid_up_to() + 1))),
+                Err(e) => {
+                    return Some(unreadable(format!("line {line_no} is not UTF-8 (byte {})", e.valid_up_to() + 1)));
+                }
             };
             if let Err(e) = check_json(text) {
                 return Some(unreadable(format!("line {line_no} is not JSON: {e}")));
@@ -112,7 +119,9 @@ mod tests {
         let items: Vec<SourceItem> = read_lines(std::io::Cursor::new(input.to_vec()), "f.jsonl".into()).collect();
         assert_eq!(items.len(), 4);
         assert!(matches!(&items[0], SourceItem::Record(r) if r.id == "f.jsonl#1" && r.body == "{\"a\":1}"));
-        assert!(matches!(&items[1], SourceItem::Unreadable(u) if u.id == "f.jsonl#4" && u.reason.starts_with("line 4 is not JSON")));
+        assert!(
+            matches!(&items[1], SourceItem::Unreadable(u) if u.id == "f.jsonl#4" && u.reason.starts_with("line 4 is not JSON"))
+        );
         assert!(matches!(&items[2], SourceItem::Unreadable(u) if u.reason.starts_with("line 5 is not UTF-8")));
         assert!(matches!(&items[3], SourceItem::Record(r) if r.body == "[1,2]"));
     }
@@ -123,7 +132,8 @@ mod tests {
             read_array(std::io::Cursor::new(br#"[{"a":1}, {"b": [2]} ,3]"#.to_vec()), "f.json".into()).collect();
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[1], SourceItem::Record(r) if r.id == "f.json#2" && r.body == r#"{"b": [2]}"#));
-        let items: Vec<SourceItem> = read_array(std::io::Cursor::new(br#"[{"a":1}, {"b": "#.to_vec()), "f.json".into()).collect();
+        let items: Vec<SourceItem> =
+            read_array(std::io::Cursor::new(br#"[{"a":1}, {"b": "#.to_vec()), "f.json".into()).collect();
         assert_eq!(items.len(), 2);
         assert!(matches!(&items[1], SourceItem::Unreadable(u) if u.reason.starts_with("JSON array is malformed")));
     }

@@ -56,12 +56,24 @@ pub fn sqs_records(records: &[Value]) -> Vec<SourceItem> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let id = m.get("messageId").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("sqs#{}", i + 1));
+            let id = m
+                .get("messageId")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("sqs#{}", i + 1));
             let Some(body) = m.get("body").and_then(Value::as_str) else {
-                return SourceItem::Unreadable(Unreadable { id, raw: m.to_string(), reason: "SQS message has no string `body`".into() });
+                return SourceItem::Unreadable(Unreadable {
+                    id,
+                    raw: m.to_string(),
+                    reason: "SQS message has no string `body`".into(),
+                });
             };
             if let Err(e) = json::check_json(body) {
-                return SourceItem::Unreadable(Unreadable { id, raw: body.chars().take(65536).collect(), reason: format!("message body is not JSON: {e}") });
+                return SourceItem::Unreadable(Unreadable {
+                    id,
+                    raw: body.chars().take(65536).collect(),
+                    reason: format!("message body is not JSON: {e}"),
+                });
             }
             let mut attributes: Vec<(String, String)> = m
                 .get("messageAttributes")
@@ -80,7 +92,11 @@ pub fn sqs_records(records: &[Value]) -> Vec<SourceItem> {
 }
 
 /// Reads a `.json` file (see the module docs).
-pub fn read_json<R: BufRead + Send + 'static>(mut reader: R, path: &Path, s3_root: &Path) -> Result<Items, SourceError> {
+pub fn read_json<R: BufRead + Send + 'static>(
+    mut reader: R,
+    path: &Path,
+    s3_root: &Path,
+) -> Result<Items, SourceError> {
     let name = path.display().to_string();
     let format_err = |message: String| SourceError::Format { path: path.to_path_buf(), message };
     // Peek at the first non-blank byte without consuming the stream.
@@ -111,11 +127,13 @@ pub fn read_json<R: BufRead + Send + 'static>(mut reader: R, path: &Path, s3_roo
                 .map(String::from);
             match source.as_deref() {
                 Some("aws:sqs") => {
-                    let event: Event = serde_json::from_value(value).map_err(|e| format_err(format!("not an SQS event: {e}")))?;
+                    let event: Event =
+                        serde_json::from_value(value).map_err(|e| format_err(format!("not an SQS event: {e}")))?;
                     Ok(Box::new(sqs_records(&event.records).into_iter()))
                 }
                 Some("aws:s3") => {
-                    let event: Event = serde_json::from_value(value).map_err(|e| format_err(format!("not an S3 event: {e}")))?;
+                    let event: Event =
+                        serde_json::from_value(value).map_err(|e| format_err(format!("not an S3 event: {e}")))?;
                     Ok(read_objects(s3_objects(&event.records), s3_root.to_path_buf()))
                 }
                 _ => Ok(Box::new(std::iter::once(SourceItem::Record(Record::new(format!("{name}#1"), text))))),
@@ -142,7 +160,9 @@ fn read_objects(objects: Vec<ObjectRef>, root: std::path::PathBuf) -> Items {
         };
         let reader = BufReader::with_capacity(256 * 1024, file);
         match format {
-            Format::Csv => csv::read(reader, id, vec![("s3_bucket".into(), object.bucket), ("s3_key".into(), object.key)]),
+            Format::Csv => {
+                csv::read(reader, id, vec![("s3_bucket".into(), object.bucket), ("s3_key".into(), object.key)])
+            }
             Format::JsonLines => json::read_lines(reader, id),
             Format::Json => json::read_array(reader, id),
         }
@@ -166,6 +186,8 @@ mod tests {
         .unwrap();
         let items = sqs_records(event["Records"].as_array().unwrap());
         assert_eq!(items[0], SourceItem::Record(Record::new("m-1", "{\"a\":1}").with_attribute("tenant", "acme")));
-        assert!(matches!(&items[1], SourceItem::Unreadable(u) if u.id == "m-2" && u.reason.starts_with("message body is not JSON")));
+        assert!(
+            matches!(&items[1], SourceItem::Unreadable(u) if u.id == "m-2" && u.reason.starts_with("message body is not JSON"))
+        );
     }
 }

@@ -43,11 +43,8 @@ fn invalid_orders_are_rejected_by_the_right_stage_with_a_reason_and_the_rest_go_
     let report = run(&mut chain, batch);
     assert_eq!(report.emitted.len(), 2);
     assert_eq!(report.emitted.iter().map(|e| e.origin).collect::<Vec<_>>(), [0, 4]);
-    let reasons: Vec<(usize, &str, RejectKind, &str)> = report
-        .rejected
-        .iter()
-        .map(|r| (r.origin, r.stage.as_str(), r.kind, r.reason.as_str()))
-        .collect();
+    let reasons: Vec<(usize, &str, RejectKind, &str)> =
+        report.rejected.iter().map(|r| (r.origin, r.stage.as_str(), r.kind, r.reason.as_str())).collect();
     assert_eq!(reasons.len(), 3);
     assert_eq!(reasons[0].0, 1);
     assert_eq!(reasons[0].1, "validate");
@@ -74,11 +71,10 @@ fn csv_rows_are_reshaped_then_validated() {
         StageSpec::new("validate", load(wasm::VALIDATE_ORDER)),
     ]);
     let row = r#"{"order_id":"o-9","customer":"u-9","amount":"12.50","currency":"EUR","timestamp":"2024-05-01T12:00:00Z","internal":"x","coupon":""}"#;
-    let bad = r#"{"order_id":"o-10","customer":"u-9","amount":"12,50","currency":"EUR","timestamp":"2024-05-01T12:00:00Z"}"#;
-    let batch = vec![
-        Record::new("orders.csv#2", row).with_attribute("source", "orders.csv"),
-        Record::new("orders.csv#3", bad),
-    ];
+    let bad =
+        r#"{"order_id":"o-10","customer":"u-9","amount":"12,50","currency":"EUR","timestamp":"2024-05-01T12:00:00Z"}"#;
+    let batch =
+        vec![Record::new("orders.csv#2", row).with_attribute("source", "orders.csv"), Record::new("orders.csv#3", bad)];
     let report = run(&mut chain, batch);
     assert_eq!(report.emitted.len(), 1);
     let out: Value = serde_json::from_str(&report.emitted[0].record.body).unwrap();
@@ -94,9 +90,14 @@ fn csv_rows_are_reshaped_then_validated() {
 fn large_batches_keep_order_and_count() {
     let mut chain = order_chain();
     let bodies: Vec<String> = (0..1000)
-        .map(|i| GOOD_ORDER.replace("\"o-1\"", &format!("\"o-{i}\"")).replace("19.99", if i % 10 == 0 { "-1" } else { "19.99" }))
+        .map(|i| {
+            GOOD_ORDER
+                .replace("\"o-1\"", &format!("\"o-{i}\""))
+                .replace("19.99", if i % 10 == 0 { "-1" } else { "19.99" })
+        })
         .collect();
-    let batch: Vec<Record> = bodies.iter().enumerate().map(|(i, b)| Record::new(format!("m-{i}"), b.as_str())).collect();
+    let batch: Vec<Record> =
+        bodies.iter().enumerate().map(|(i, b)| Record::new(format!("m-{i}"), b.as_str())).collect();
     let report = run(&mut chain, batch);
     assert_eq!(report.emitted.len(), 900);
     assert_eq!(report.rejected.len(), 100);

@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use weir_host::{LoadError, Plugin, StageError, StageSpec, engine::{Allocation, EngineOptions}, Engine};
+use weir_host::{
+    Engine, LoadError, Plugin, StageError, StageSpec,
+    engine::{Allocation, EngineOptions},
+};
 use weir_test_artifacts as wasm;
 
 use crate::engine;
@@ -42,7 +45,10 @@ fn a_component_of_another_world_is_missing_the_export() {
 fn a_future_contract_version_is_refused_by_version() {
     let err = load_err(wasm::WRONG_VERSION);
     assert!(matches!(err, LoadError::WrongVersion { .. }), "{err}");
-    assert_eq!(err.to_string(), "wrong_version: targets weir:transform@0.2.0, but this host supports weir:transform@0.1.0");
+    assert_eq!(
+        err.to_string(),
+        "wrong_version: targets weir:transform@0.2.0, but this host supports weir:transform@0.1.0"
+    );
 }
 
 #[test]

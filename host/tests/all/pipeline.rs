@@ -6,7 +6,10 @@ use std::path::Path;
 
 use serde_json::Value;
 use weir_host::pipeline::Runner;
-use weir_host::pipeline::config::{Counter, CounterOp, NotifyConfig, ObjectFormat, ObjectsConfig, PartitionTemplate, Predicate, PredicateOp, TableConfig, TableMode};
+use weir_host::pipeline::config::{
+    Counter, CounterOp, NotifyConfig, ObjectFormat, ObjectsConfig, PartitionTemplate, Predicate, PredicateOp,
+    TableConfig, TableMode,
+};
 use weir_host::report::Emitted;
 use weir_host::sink::local::{self, Database, NotifyFile, ObjectFiles, RejectedFile, TableSink};
 use weir_host::sink::{Delivery, Sink};
@@ -63,7 +66,11 @@ fn aggregates_count_each_record_id_once_with_exact_sums() {
         ],
     };
     let mut agg = TableSink::new(db.clone(), table("stats", &["user"], mode)).unwrap();
-    let batch = [("r1", r#"{"user":"u1","amount":0.1}"#), ("r2", r#"{"user":"u1","amount":0.2}"#), ("r3", r#"{"user":"u2","amount":5}"#)];
+    let batch = [
+        ("r1", r#"{"user":"u1","amount":0.1}"#),
+        ("r2", r#"{"user":"u1","amount":0.2}"#),
+        ("r3", r#"{"user":"u2","amount":5}"#),
+    ];
     assert_eq!(write(&mut agg, &batch).written, 3);
     // Replayed, and replayed concurrently with a new record.
     assert_eq!(write(&mut agg, &batch).unchanged, 3);
@@ -83,10 +90,17 @@ fn aggregates_count_each_record_id_once_with_exact_sums() {
 fn notifications_filter_by_predicate_and_carry_attributes() {
     let dir = tempfile::tempdir().unwrap();
     let when = Predicate { field: "total".into(), op: PredicateOp::Gt, value: Some(toml::Value::Integer(100)) };
-    let mut n = NotifyFile::new(dir.path(), NotifyConfig { topic: "big".into(), when: Some(when), attributes: vec!["currency".into(), "n".into()] });
-    let r = write(&mut n, &[("a", r#"{"total":100.5,"currency":"EUR","n":3}"#), ("b", r#"{"total":99}"#), ("c", r#"{"x":1}"#)]);
+    let mut n = NotifyFile::new(
+        dir.path(),
+        NotifyConfig { topic: "big".into(), when: Some(when), attributes: vec!["currency".into(), "n".into()] },
+    );
+    let r = write(
+        &mut n,
+        &[("a", r#"{"total":100.5,"currency":"EUR","n":3}"#), ("b", r#"{"total":99}"#), ("c", r#"{"x":1}"#)],
+    );
     assert_eq!((r.written, r.unchanged), (1, 2));
-    let line: Value = serde_json::from_str(std::fs::read_to_string(dir.path().join("notifications.jsonl")).unwrap().trim()).unwrap();
+    let line: Value =
+        serde_json::from_str(std::fs::read_to_string(dir.path().join("notifications.jsonl")).unwrap().trim()).unwrap();
     assert_eq!(line["topic"], "big");
     assert_eq!(line["attributes"], serde_json::json!({"currency":"EUR","n":"3"}));
     assert_eq!(line["record_id"], "a");
@@ -96,9 +110,18 @@ fn notifications_filter_by_predicate_and_carry_attributes() {
 fn objects_are_hive_partitioned_and_replays_rewrite_the_same_files() {
     let dir = tempfile::tempdir().unwrap();
     for format in [ObjectFormat::Jsonl, ObjectFormat::Csv] {
-        let config = ObjectsConfig { bucket: "b".into(), prefix: "orders/".into(), partition: PartitionTemplate::parse("dt={date}/").unwrap(), format };
+        let config = ObjectsConfig {
+            bucket: "b".into(),
+            prefix: "orders/".into(),
+            partition: PartitionTemplate::parse("dt={date}/").unwrap(),
+            format,
+        };
         let mut o = ObjectFiles::new(dir.path(), config);
-        let batch = [("1", r#"{"date":"2024-05-01","a":1}"#), ("2", r#"{"date":"2024-05-02","a":"x,y"}"#), ("3", r#"{"date":"2024-05-01","b":true}"#)];
+        let batch = [
+            ("1", r#"{"date":"2024-05-01","a":1}"#),
+            ("2", r#"{"date":"2024-05-02","a":"x,y"}"#),
+            ("3", r#"{"date":"2024-05-01","b":true}"#),
+        ];
         write(&mut o, &batch);
         write(&mut o, &batch);
         let ext = if format == ObjectFormat::Csv { "csv" } else { "jsonl" };
@@ -164,7 +187,8 @@ fn the_example_csv_is_conserved_and_replaying_it_changes_nothing() {
     assert!(stats.rejected > 200 && stats.delivered > 9_000, "{stats:?}");
     let dead = rejected_lines(out.path());
     assert_eq!(dead.len() as u64, stats.rejected + stats.unreadable, "every reject is in the dead-letter file");
-    let kinds: std::collections::BTreeSet<String> = dead.iter().map(|d| format!("{}/{}", d["stage"].as_str().unwrap(), d["kind"].as_str().unwrap())).collect();
+    let kinds: std::collections::BTreeSet<String> =
+        dead.iter().map(|d| format!("{}/{}", d["stage"].as_str().unwrap(), d["kind"].as_str().unwrap())).collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         ["reshape/plugin-reject", "source/unreadable", "validate/plugin-reject"]
@@ -193,7 +217,8 @@ fn the_example_csv_is_conserved_and_replaying_it_changes_nothing() {
 fn the_example_sqs_events_are_conserved() {
     let out = tempfile::tempdir().unwrap();
     let mut runner = example_runner(out.path());
-    let mut files: Vec<_> = std::fs::read_dir("../examples/orders/data/sqs").unwrap().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir("../examples/orders/data/sqs").unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
     assert_eq!(files.len(), 10);
     for f in &files {
@@ -224,7 +249,10 @@ fn replayed_lambda_payloads_sqs_and_s3_events() {
     let dead = rejected_lines(out.path());
     let missing = dead.iter().find(|d| d["kind"] == "unreadable").unwrap();
     assert_eq!(missing["source_id"], "s3://example-bucket/incoming/deleted-before-read.csv");
-    let rejected = dead.iter().find(|d| d["stage"] == "validate" && d["source_id"].as_str().unwrap().starts_with("s3://")).unwrap();
+    let rejected = dead
+        .iter()
+        .find(|d| d["stage"] == "validate" && d["source_id"].as_str().unwrap().starts_with("s3://"))
+        .unwrap();
     assert_eq!(rejected["source_id"], "s3://example-bucket/incoming/orders 2024-05.csv#4");
 }
 
@@ -240,7 +268,9 @@ impl Read for Endless {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let mut n = 0;
         while n < buf.len() {
-            let src = if self.pos < self.header.len() { &self.header[self.pos..] } else {
+            let src = if self.pos < self.header.len() {
+                &self.header[self.pos..]
+            } else {
                 let off = (self.pos - self.header.len()) % self.row.len();
                 &self.row[off..]
             };
@@ -256,7 +286,8 @@ impl Read for Endless {
 #[test]
 fn sources_stream_and_never_read_a_whole_input() {
     let csv = Endless { header: b"a,b\r\n".to_vec(), row: b"1,\"two\r\nlines\"\r\n".to_vec(), pos: 0 };
-    let items: Vec<SourceItem> = source::csv::read(std::io::BufReader::new(csv), "endless.csv".into(), vec![]).take(10_000).collect();
+    let items: Vec<SourceItem> =
+        source::csv::read(std::io::BufReader::new(csv), "endless.csv".into(), vec![]).take(10_000).collect();
     assert_eq!(items.len(), 10_000);
     let lines = Endless { header: Vec::new(), row: b"{\"a\":1}\n".to_vec(), pos: 0 };
     assert_eq!(source::json::read_lines(std::io::BufReader::new(lines), "e.jsonl".into()).take(10_000).count(), 10_000);

@@ -110,7 +110,10 @@ impl CsvReshape {
                     let fits = matches!(
                         (self.casts[&column], &other),
                         (Cast::Int, Value::Number(n)) if n.is_i64() || n.is_u64()
-                    ) || matches!((self.casts[&column], &other), (Cast::Float, Value::Number(_)) | (Cast::Bool, Value::Bool(_)));
+                    ) || matches!(
+                        (self.casts[&column], &other),
+                        (Cast::Float, Value::Number(_)) | (Cast::Bool, Value::Bool(_))
+                    );
                     if !fits {
                         return Err(Reject::new(format!(
                             "column `{column}`: expected a string to cast to {}, got {}",
@@ -198,7 +201,10 @@ mod tests {
             (r#"{"amount":"NaN"}"#, "column `amount`: cannot cast \"NaN\" to float"),
             (r#"{"amount":"inf"}"#, "column `amount`: cannot cast \"inf\" to float"),
             (r#"{"gift":"maybe"}"#, "column `gift`: cannot cast \"maybe\" to bool"),
-            (r#"{"placed":"01/05/2024"}"#, "column `placed`: cannot cast \"01/05/2024\" to date (YYYY-MM-DD or RFC 3339)"),
+            (
+                r#"{"placed":"01/05/2024"}"#,
+                "column `placed`: cannot cast \"01/05/2024\" to date (YYYY-MM-DD or RFC 3339)",
+            ),
         ] {
             assert_eq!(h.run(body).unwrap_err().reason(), expect);
         }
@@ -208,7 +214,10 @@ mod tests {
     fn already_typed_values_pass_when_they_fit_the_cast() {
         let mut h = Harness::<CsvReshape>::new(CONFIG).unwrap();
         let v = h.run(r#"{"amount":19.99,"qty":3,"gift":false}"#).unwrap()[0].json();
-        assert_eq!((v["amount"].to_string().as_str(), v["qty"].as_i64(), v["gift"].as_bool()), ("19.99", Some(3), Some(false)));
+        assert_eq!(
+            (v["amount"].to_string().as_str(), v["qty"].as_i64(), v["gift"].as_bool()),
+            ("19.99", Some(3), Some(false))
+        );
         let e = h.run(r#"{"qty":2.5}"#).unwrap_err();
         assert_eq!(e.reason(), "column `qty`: expected a string to cast to int, got number");
         assert!(h.run(r#"{"gift":[1]}"#).is_err());

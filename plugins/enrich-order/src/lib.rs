@@ -122,11 +122,8 @@ impl EnrichOrder {
 /// The exact decimal value of a JSON number's text (`19.99`, `1e3`, `2.5E-1`).
 fn parse_decimal(n: &Number) -> Result<Decimal, Reject> {
     let text = n.to_string();
-    let parsed = if text.contains(['e', 'E']) {
-        Decimal::from_scientific(&text)
-    } else {
-        Decimal::from_str_exact(&text)
-    };
+    let parsed =
+        if text.contains(['e', 'E']) { Decimal::from_scientific(&text) } else { Decimal::from_str_exact(&text) };
     parsed.map_err(|e| Reject::new(format!("field `amount`: {text} is not representable exactly: {e}")))
 }
 
@@ -149,7 +146,8 @@ mod tests {
         out[0].json()
     }
 
-    const ORDER: &str = r#"{"order_id":"o-7","user_id":"u-3","amount":19.99,"currency":"eur","timestamp":"2024-03-01T23:30:00-05:00"}"#;
+    const ORDER: &str =
+        r#"{"order_id":"o-7","user_id":"u-3","amount":19.99,"currency":"eur","timestamp":"2024-03-01T23:30:00-05:00"}"#;
 
     #[test]
     fn adds_exact_cents_utc_date_total_currency_and_pk() {
@@ -165,7 +163,9 @@ mod tests {
     #[test]
     fn cents_never_suffer_float_rounding() {
         // 0.1 + 0.2 style traps: as f64, 1.15 * 100 = 114.99999999999999 and 4.35 * 100 = 434.99999999999994.
-        for (amount, cents) in [("1.15", 115), ("4.35", 435), ("0.07", 7), ("1e2", 10000), ("123456789.01", 12345678901i64), ("0", 0)] {
+        for (amount, cents) in
+            [("1.15", 115), ("4.35", 435), ("0.07", 7), ("1e2", 10000), ("123456789.01", 12345678901i64), ("0", 0)]
+        {
             let body = ORDER.replace("19.99", amount);
             assert_eq!(enrich(&[], &body)["amount_cents"], cents, "{amount}");
         }
@@ -202,6 +202,8 @@ mod tests {
     fn rejects_what_it_cannot_enrich() {
         let mut h = Harness::<EnrichOrder>::new(&[]).unwrap();
         assert!(h.run(&ORDER.replace("19.99", "\"19.99\"")).unwrap_err().reason().contains("must be a number"));
-        assert!(h.run(&ORDER.replace("2024-03-01T23:30:00-05:00", "yesterday")).unwrap_err().reason().contains("timestamp"));
+        assert!(
+            h.run(&ORDER.replace("2024-03-01T23:30:00-05:00", "yesterday")).unwrap_err().reason().contains("timestamp")
+        );
     }
 }

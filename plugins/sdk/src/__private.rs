@@ -31,7 +31,7 @@ macro_rules! export_transform {
                     $crate::__private::transform::<$ty>(batch)
                 }
             }
-            $crate::__private::bindings::__weir_export_world!(__WeirExport with_types_in $crate::__private::bindings);
+    $crate::__private::bindings::__weir_export_world!(__WeirExport with_types_in $crate::__private::bindings);
         };
     };
 }
@@ -56,8 +56,8 @@ mod wasm {
     }
 
     pub use bindings::exports::weir::transform::transformer::Guest;
-    pub use bindings::weir::transform::types::{Batch, OutputBatch};
     use bindings::weir::transform::types as t;
+    pub use bindings::weir::transform::types::{Batch, OutputBatch};
 
     thread_local! {
         static STATE: RefCell<Option<Box<dyn Any>>> = RefCell::new(None);
@@ -95,9 +95,7 @@ mod wasm {
                     let attrs = &batch.attributes;
                     let records = batch.records.iter().map(|r| {
                         let first = r.first_attribute as usize;
-                        let range = attrs
-                            .get(first..first.saturating_add(r.attribute_count as usize))
-                            .unwrap_or(&[]);
+                        let range = attrs.get(first..first.saturating_add(r.attribute_count as usize)).unwrap_or(&[]);
                         wire::unpack(
                             text,
                             span(r.id),
@@ -112,8 +110,7 @@ mod wasm {
         let tspan = |s: wire::Span| t::Span { start: s.start, len: s.len };
         OutputBatch {
             // serde_json and `&str` copies only ever write UTF-8.
-            text: String::from_utf8(out.text)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            text: String::from_utf8(out.text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             records: out
                 .records
                 .iter()

@@ -164,23 +164,21 @@ impl Config {
     {
         match self.get(key) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e| {
-                format!("config `{key}`: cannot parse {raw:?} as {}: {e}", std::any::type_name::<T>())
-            }),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e| format!("config `{key}`: cannot parse {raw:?} as {}: {e}", std::any::type_name::<T>())),
         }
     }
 
     /// A comma-separated list under `key` (empty items dropped); empty when absent.
     pub fn list(&self, key: &str) -> Vec<&str> {
-        self.get(key)
-            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default()
+        self.get(key).map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
     }
 
     /// Fails with a message naming every key not in `known`, so typos are caught at init.
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), String> {
-        let unknown: Vec<&str> =
-            self.entries.keys().map(String::as_str).filter(|k| !known.contains(k)).collect();
+        let unknown: Vec<&str> = self.entries.keys().map(String::as_str).filter(|k| !known.contains(k)).collect();
         if unknown.is_empty() {
             Ok(())
         } else {

@@ -16,8 +16,7 @@ pub struct Output {
 impl Output {
     /// The body parsed as JSON. Panics on invalid JSON: this is a test helper.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("output is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("output is not JSON ({e}): {}", self.body))
     }
 }
 
@@ -59,8 +58,7 @@ impl<T: Transform> Harness<T> {
                     .take(n as usize)
                     .map(|r| Output {
                         body: slice(r.body),
-                        attributes: out.attributes[r.first_attribute as usize..]
-                            [..r.attribute_count as usize]
+                        attributes: out.attributes[r.first_attribute as usize..][..r.attribute_count as usize]
                             .iter()
                             .map(|a| (slice(a.key), slice(a.value)))
                             .collect(),

@@ -142,11 +142,7 @@ mod tests {
     fn one_outcome_per_input_and_rejects_roll_back_their_outputs() {
         let mut out = Emitter::default();
         let bodies = ["0", "2", "3", "x", "1"];
-        let outcomes = run_batch(
-            &mut FanOut,
-            bodies.iter().map(|b| Ok(Record::new("id", b))),
-            &mut out,
-        );
+        let outcomes = run_batch(&mut FanOut, bodies.iter().map(|b| Ok(Record::new("id", b))), &mut out);
         assert_eq!(outcomes.len(), 5);
         assert_eq!(outcomes[0], Outcome::Emit(0));
         assert_eq!(outcomes[1], Outcome::Emit(2));

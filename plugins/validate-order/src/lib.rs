@@ -13,19 +13,17 @@ use weir_plugin::{Config, Emitter, Map, Record, Reject, Transform, Value, kind_o
 /// Active ISO 4217 currency codes (plus the precious-metal and special codes that appear on
 /// invoices).
 const ISO_4217: &[&str] = &[
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
-    "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
-    "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK",
-    "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF",
-    "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
-    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD",
-    "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN",
-    "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP",
-    "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
-    "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP",
-    "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES",
-    "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU",
-    "XUA", "YER", "ZAR", "ZMW", "ZWG",
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF",
+    "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR",
+    "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS",
+    "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT",
+    "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP",
+    "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE",
+    "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS",
+    "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU",
+    "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW", "ZWG",
 ];
 
 /// The validate-order transform (stateless).
@@ -69,9 +67,7 @@ pub fn validate(order: &Map<String, Value>) -> Result<(), Reject> {
     let currency = string_field(order, "currency")?;
     let upper = currency.to_ascii_uppercase();
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(Reject::new(format!(
-            "field `currency` must be a three-letter ISO 4217 code, got {currency:?}"
-        )));
+        return Err(Reject::new(format!("field `currency` must be a three-letter ISO 4217 code, got {currency:?}")));
     }
     if ISO_4217.binary_search(&upper.as_str()).is_err() {
         return Err(Reject::new(format!("field `currency`: {currency:?} is not an ISO 4217 currency code")));
@@ -110,7 +106,8 @@ mod tests {
     use super::*;
     use weir_plugin::testing::Harness;
 
-    const GOOD: &str = r#"{"order_id":"o-1","user_id":"u-1","amount":19.99,"currency":"usd","timestamp":"2024-05-01T12:00:00+02:00"}"#;
+    const GOOD: &str =
+        r#"{"order_id":"o-1","user_id":"u-1","amount":19.99,"currency":"usd","timestamp":"2024-05-01T12:00:00+02:00"}"#;
 
     fn reason(body: &str) -> String {
         let mut h = Harness::<ValidateOrder>::new(&[]).unwrap();
@@ -145,7 +142,9 @@ mod tests {
         assert_eq!(reason(&with("amount", serde_json::json!(-0.01))), "field `amount` must be >= 0, got -0.01");
         assert!(reason(&with("currency", "US".into())).contains("three-letter ISO 4217"));
         assert!(reason(&with("currency", "XYZ".into())).contains("\"XYZ\" is not an ISO 4217"));
-        assert!(reason(&with("timestamp", "2024-05-01 12:00".into())).starts_with("field `timestamp` must be an RFC 3339"));
+        assert!(
+            reason(&with("timestamp", "2024-05-01 12:00".into())).starts_with("field `timestamp` must be an RFC 3339")
+        );
         assert!(reason("[1,2]").contains("must be a JSON object, got array"));
         assert!(reason("{").starts_with("body is not valid JSON"));
     }
