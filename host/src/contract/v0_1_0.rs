@@ -107,7 +107,7 @@ pub fn pack(records: &[Record]) -> Result<Batch, String> {
 
 fn slice(text: &str, s: Span) -> Result<&str, String> {
     let start = s.start as usize;
-    text.get(start..start + s.len as usize).ok_or_else(|| {
+    start.checked_add(s.len as usize).and_then(|end| text.get(start..end)).ok_or_else(|| {
         format!("span {}+{} is outside the output text ({} bytes) or splits a character", s.start, s.len, text.len())
     })
 }
@@ -210,4 +210,53 @@ fn read_outputs(
         });
     }
     Ok(PluginOutcome::Emit(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir::transform::types::OutputRecord;
+
+    fn out(text: &str, body: Span, first_attribute: u32, attribute_count: u32) -> OutputBatch {
+        OutputBatch {
+            text: text.into(),
+            records: vec![OutputRecord { body, first_attribute, attribute_count }],
+            attributes: vec![],
+            outcomes: vec![Outcome::Emit(1)],
+        }
+    }
+
+    #[test]
+    fn pack_then_spans_name_each_field() {
+        let records = [Record::new("a", "{}").with_attribute("k", "v"), Record::new("bé", "[1]")];
+        let b = pack(&records).unwrap();
+        let get = |s: Span| &b.text[s.start as usize..(s.start + s.len) as usize];
+        assert_eq!((get(b.records[1].id), get(b.records[1].body)), ("bé", "[1]"));
+        assert_eq!((get(b.attributes[0].key), get(b.attributes[0].value)), ("k", "v"));
+        assert_eq!(
+            (b.records[0].first_attribute, b.records[0].attribute_count, b.records[1].attribute_count),
+            (0, 1, 0)
+        );
+    }
+
+    #[test]
+    fn malformed_answers_are_invalid_output_not_panics() {
+        let input = [Record::new("a", "{}")];
+        let limits = Limits::default();
+        let cases = [
+            out("{}", Span { start: 0, len: 3 }, 0, 0),               // past the end
+            out("{}", Span { start: u32::MAX, len: u32::MAX }, 0, 0), // overflow
+            out("\"é\"", Span { start: 0, len: 2 }, 0, 0),            // splits a character
+            out("{}", Span { start: 0, len: 2 }, 5, 1),               // attributes out of range
+        ];
+        for case in cases {
+            let err = unpack(&input, case, &limits).unwrap_err();
+            assert_eq!(err.0, RejectKind::InvalidOutput, "{}", err.1);
+        }
+        let ok = unpack(&input, out("{}", Span { start: 0, len: 2 }, 0, 0), &limits).unwrap();
+        assert_eq!(ok, vec![PluginOutcome::Emit(vec![Record::new("a", "{}")])]);
+        let mut extra = out("{}", Span { start: 0, len: 2 }, 0, 0);
+        extra.outcomes = vec![Outcome::Emit(2)];
+        assert!(unpack(&input, extra, &limits).unwrap_err().1.contains("emit 2 records but 1 were returned"));
+    }
 }
