@@ -3,8 +3,10 @@
 //! A `.json` file is one of: a JSON array (one record per element, streamed); an SQS event
 //! (`Records[].eventSource == "aws:sqs"`: one record per message, id = messageId, attributes =
 //! the string message attributes); an S3 event (`"aws:s3"`: each object is read from
-//! `<root>/<bucket>/<key>` and decoded by its extension, ids `s3://bucket/key#line`); or any
-//! other JSON object, taken as one record.
+//! `<root>/<bucket>/<key>` and decoded by its extension, ids `s3://bucket/key#line`); an SNS
+//! event (`"aws:sns"`); or any other JSON object, taken as one record. A message of an SQS or
+//! SNS event that carries an S3 event, directly or inside an SNS notification, stands for the
+//! rows of the objects it names; `s3:TestEvent` messages are skipped, as on AWS.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -91,6 +93,107 @@ pub fn sqs_records(records: &[Value]) -> Vec<SourceItem> {
         .collect()
 }
 
+/// What an SQS message body or SNS message carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Envelope {
+    /// An S3 event notification: read these objects.
+    S3(Vec<ObjectRef>),
+    /// The `s3:TestEvent` S3 sends when a notification is configured: nothing to process.
+    TestEvent,
+    /// An SNS notification (SNS -> SQS without raw delivery) of something else: its `Message`
+    /// is the record.
+    Notification(String),
+    /// Anything else: the body is a record.
+    Plain,
+}
+
+/// Looks inside a message body for an S3 event, also when wrapped in an SNS notification
+/// (SNS -> SQS without raw delivery).
+pub fn envelope(body: &str) -> Envelope {
+    let Ok(value) = serde_json::from_str::<Value>(body) else { return Envelope::Plain };
+    envelope_of(&value, 0)
+}
+
+fn envelope_of(value: &Value, depth: u8) -> Envelope {
+    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Envelope::TestEvent;
+    }
+    if let Some(records) = value.get("Records").and_then(Value::as_array) {
+        let is_s3 = |r: &Value| r.get("eventSource").and_then(Value::as_str) == Some("aws:s3");
+        if !records.is_empty() && records.iter().all(is_s3) {
+            return Envelope::S3(s3_objects(records));
+        }
+    }
+    if depth == 0 && value.get("Type").and_then(Value::as_str) == Some("Notification") {
+        if let Some(inner) = value.get("Message").and_then(Value::as_str).and_then(|m| serde_json::from_str(m).ok()) {
+            return match envelope_of(&inner, 1) {
+                Envelope::Plain => Envelope::Notification(inner.to_string()),
+                other => other,
+            };
+        }
+        if let Some(message) = value.get("Message").and_then(Value::as_str) {
+            return Envelope::Notification(message.to_string());
+        }
+    }
+    Envelope::Plain
+}
+
+/// Items of an SQS event: each message is a record, or (an S3 event, possibly inside an SNS
+/// notification) the rows of the objects it names, read from `root`. Test events yield nothing.
+pub fn sqs_items(records: &[Value], root: &Path) -> Items {
+    let mut parts: Vec<Items> = Vec::new();
+    let mut plain: Vec<Value> = Vec::new();
+    for m in records {
+        match m.get("body").and_then(Value::as_str).map(envelope) {
+            Some(Envelope::S3(objects)) => {
+                if !plain.is_empty() {
+                    parts.push(Box::new(sqs_records(&std::mem::take(&mut plain)).into_iter()));
+                }
+                parts.push(read_objects(objects, root.to_path_buf()));
+            }
+            Some(Envelope::TestEvent) => tracing::debug!("skipping s3:TestEvent message"),
+            Some(Envelope::Notification(message)) => {
+                let mut m = m.clone();
+                m["body"] = Value::String(message);
+                plain.push(m);
+            }
+            _ => plain.push(m.clone()),
+        }
+    }
+    if !plain.is_empty() {
+        parts.push(Box::new(sqs_records(&plain).into_iter()));
+    }
+    Box::new(parts.into_iter().flatten())
+}
+
+/// Items of an SNS event (Lambda subscribed to a topic): each message is a record (id = the SNS
+/// message id) or an S3 event whose objects are read from `root`.
+pub fn sns_items(records: &[Value], root: &Path) -> Items {
+    let mut parts: Vec<Items> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let sns = r.get("Sns").unwrap_or(&Value::Null);
+        let id =
+            sns.get("MessageId").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("sns#{}", i + 1));
+        let message = sns.get("Message").and_then(Value::as_str).unwrap_or_default();
+        match envelope(message) {
+            Envelope::S3(objects) => parts.push(read_objects(objects, root.to_path_buf())),
+            Envelope::TestEvent => {}
+            Envelope::Notification(_) | Envelope::Plain => {
+                let item = match json::check_json(message) {
+                    Ok(()) => SourceItem::Record(Record::new(id, message)),
+                    Err(e) => SourceItem::Unreadable(Unreadable {
+                        id,
+                        raw: message.chars().take(65536).collect(),
+                        reason: format!("SNS message is not JSON: {e}"),
+                    }),
+                };
+                parts.push(Box::new(std::iter::once(item)));
+            }
+        }
+    }
+    Box::new(parts.into_iter().flatten())
+}
+
 /// Reads a `.json` file (see the module docs).
 pub fn read_json<R: BufRead + Send + 'static>(
     mut reader: R,
@@ -129,7 +232,12 @@ pub fn read_json<R: BufRead + Send + 'static>(
                 Some("aws:sqs") => {
                     let event: Event =
                         serde_json::from_value(value).map_err(|e| format_err(format!("not an SQS event: {e}")))?;
-                    Ok(Box::new(sqs_records(&event.records).into_iter()))
+                    Ok(sqs_items(&event.records, s3_root))
+                }
+                Some("aws:sns") => {
+                    let event: Event =
+                        serde_json::from_value(value).map_err(|e| format_err(format!("not an SNS event: {e}")))?;
+                    Ok(sns_items(&event.records, s3_root))
                 }
                 Some("aws:s3") => {
                     let event: Event =

@@ -256,6 +256,38 @@ fn replayed_lambda_payloads_sqs_and_s3_events() {
     assert_eq!(rejected["source_id"], "s3://example-bucket/incoming/orders 2024-05.csv#4");
 }
 
+#[test]
+fn s3_events_inside_sns_inside_sqs_are_unwrapped_and_test_events_skipped() {
+    let out = tempfile::tempdir().unwrap();
+    let mut runner = example_runner(out.path());
+    run_file(&mut runner, Path::new("tests/fixtures/sqs-sns-s3-event.json"), Some(Path::new("tests/fixtures/s3root")));
+    let stats = runner.stats();
+    // The test event is nothing; the SNS-wrapped S3 event is the object's 3 rows (1 invalid);
+    // the plain message is one order.
+    assert_eq!((stats.inputs, stats.delivered, stats.rejected, stats.unreadable), (4, 3, 1, 0), "{stats:?}");
+    let db = Database::open(out.path()).unwrap();
+    assert_eq!(local::count_items(&db, "orders").unwrap(), 3);
+    let dead = rejected_lines(out.path());
+    assert_eq!(dead[0]["source_id"], "s3://example-bucket/incoming/orders 2024-05.csv#4");
+}
+
+#[test]
+fn envelopes() {
+    use weir_host::source::lambda::{Envelope, envelope};
+    assert_eq!(envelope(r#"{"Event":"s3:TestEvent"}"#), Envelope::TestEvent);
+    assert_eq!(envelope(r#"{"a":1}"#), Envelope::Plain);
+    assert_eq!(envelope("not json"), Envelope::Plain);
+    let sns = serde_json::json!({"Type":"Notification","Message":"{\"Records\":[{\"eventSource\":\"aws:s3\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"a%2Fb+c.csv\"}}}]}"});
+    let Envelope::S3(objects) = envelope(&sns.to_string()) else { panic!() };
+    assert_eq!((objects[0].bucket.as_str(), objects[0].key.as_str()), ("b", "a/b c.csv"));
+    let plain_sns = serde_json::json!({"Type":"Notification","Message":"{\"order\":1}"});
+    assert_eq!(
+        envelope(&plain_sns.to_string()),
+        Envelope::Notification(r#"{"order":1}"#.into()),
+        "an SNS notification of a record: the message is the record"
+    );
+}
+
 /// A reader that never ends: if a source buffered its input, taking a few items would hang or
 /// exhaust memory.
 struct Endless {
