@@ -9,6 +9,7 @@
 //! The embedded default (no AWS account) is [`local`]: SQLite for tables, JSON Lines files for
 //! notifications and dead letters, and a directory tree for objects.
 
+pub mod dynamodb;
 pub mod local;
 
 use serde::Serialize;

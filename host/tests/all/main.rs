@@ -3,6 +3,7 @@
 
 mod cache;
 mod config;
+mod dynamodb;
 mod examples;
 mod hostile;
 mod loading;
