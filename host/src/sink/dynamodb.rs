@@ -6,7 +6,7 @@
 //!   number of times, after which the sink fails for the batch (nothing is reported as written
 //!   that was not). Two records with the same key in one batch: the later wins, as it would
 //!   one after the other (DynamoDB refuses duplicate keys inside one request).
-//! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`; a conditional failure means
+//! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`, one record at a time for now; a conditional failure means
 //!   the item is already there (a redelivery) and counts as done.
 //! - `aggregate`: one `TransactWriteItems` per record: a marker item `weir-seen#<record id>`
 //!   put only if absent, and `ADD` of every counter on the group's item. A redelivered record's
@@ -131,7 +131,8 @@ pub struct DynamoTable {
     /// The DynamoDB table name (the pipeline's table name unless mapped).
     table_name: String,
     config: TableConfig,
-    /// Groups of 25 in flight at once (`put`), or records (`put-if-absent`, `aggregate`).
+    /// Groups of 25 in flight at once (`put`). `put-if-absent` and `aggregate` write one record
+    /// at a time for now.
     pub concurrency: usize,
     pub backoff: Backoff,
 }
@@ -305,20 +306,24 @@ impl DynamoTable {
         match &self.config.mode {
             TableMode::Put => {
                 // Later records win over earlier ones with the same key, as written in order.
-                let mut by_key: Vec<(Vec<String>, HashMap<String, AttributeValue>)> = Vec::new();
+                let mut slots: HashMap<Vec<String>, usize> = HashMap::new();
+                let mut items: Vec<Item> = Vec::new();
                 for (_, (map, item)) in ok {
                     let key: Vec<String> =
                         self.config.key.iter().map(|k| map.get(k).map(Value::to_string).unwrap_or_default()).collect();
-                    match by_key.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => {
-                            slot.1 = item;
+                    match slots.get(&key) {
+                        Some(&slot) => {
+                            items[slot] = item;
                             report.unchanged += 1;
                         }
-                        None => by_key.push((key, item)),
+                        None => {
+                            slots.insert(key, items.len());
+                            items.push(item);
+                        }
                     }
                 }
-                report.written += by_key.len();
-                self.put_all(by_key.into_iter().map(|(_, item)| item).collect()).await?;
+                report.written += items.len();
+                self.put_all(items).await?;
             }
             TableMode::PutIfAbsent => {
                 for (_, (_, item)) in ok {
