@@ -6,8 +6,9 @@
 //!   number of times, after which the sink fails for the batch (nothing is reported as written
 //!   that was not). Two records with the same key in one batch: the later wins, as it would
 //!   one after the other (DynamoDB refuses duplicate keys inside one request).
-//! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`, one record at a time for now; a conditional failure means
-//!   the item is already there (a redelivery) and counts as done.
+//! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`, one record at a time for
+//!   now; a conditional failure means the item is already there (a redelivery) and counts as
+//!   done.
 //! - `aggregate`: one `TransactWriteItems` per record: a marker item `weir-seen#<record id>`
 //!   put only if absent, and `ADD` of every counter on the group's item. A redelivered record's
 //!   marker exists, the transaction is cancelled, and nothing is counted twice, also when two
