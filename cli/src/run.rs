@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stats = runner.stats().clone();
     let summary = Summary {
         pipeline: &pipeline.name,
-        chain: runner.chain().version(),
+        chain: runner.chain().version().to_string(),
         totals: &stats,
         records_per_sec: stats.records_per_sec(),
         conserved: stats.is_conserved(),

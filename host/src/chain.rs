@@ -10,12 +10,17 @@ use crate::stage::{Stage, StageResult, StageSpec};
 #[derive(Debug)]
 pub struct Chain {
     stages: Vec<Stage>,
+    /// `stage=plugin@sha` list, fixed for the chain's life (computed once, stamped on every batch).
+    version: String,
 }
 
 impl Chain {
     /// Builds every stage (starting one instance each); the first failure is returned.
     pub fn new(specs: Vec<StageSpec>) -> Result<Self, StageError> {
-        Ok(Chain { stages: specs.into_iter().map(Stage::new).collect::<Result<_, _>>()? })
+        let stages: Vec<Stage> = specs.into_iter().map(Stage::new).collect::<Result<_, _>>()?;
+        let version =
+            stages.iter().map(|s| format!("{}={}", s.name(), s.plugin().label())).collect::<Vec<_>>().join(",");
+        Ok(Chain { stages, version })
     }
 
     /// The stages, in order.
@@ -25,13 +30,13 @@ impl Chain {
 
     /// Identifies the exact code that runs: `stage=plugin@sha256-prefix` per stage, comma
     /// separated. Outputs carry it for traceability.
-    pub fn version(&self) -> String {
-        self.stages.iter().map(|s| format!("{}={}", s.name(), s.plugin().label())).collect::<Vec<_>>().join(",")
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// Runs a batch through every stage. Never fails: faults become rejected records.
     pub fn run(&mut self, records: Vec<Record>) -> BatchReport {
-        let mut report = BatchReport { inputs: records.len(), chain: self.version(), ..Default::default() };
+        let mut report = BatchReport { inputs: records.len(), chain: self.version.clone(), ..Default::default() };
         let mut origins: Vec<usize> = (0..records.len()).collect();
         let mut current = records;
         for stage in &mut self.stages {
