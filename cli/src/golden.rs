@@ -54,7 +54,7 @@ pub fn actual(plugin: Plugin, config: &[(String, String)], input: &Path) -> anyh
     for item in read_lines(std::io::BufReader::new(file), input.display().to_string()) {
         match item {
             SourceItem::Record(r) => records.push(r),
-            SourceItem::Unreadable(u) => anyhow::bail!("{}: {}", u.id, u.reason),
+            SourceItem::Unreadable(u) | SourceItem::Failed(u) => anyhow::bail!("{}: {}", u.id, u.reason),
         }
     }
     let mut out = String::new();

@@ -75,7 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(o) = &pipeline.objects {
         sinks.push(Box::new(ObjectFiles::new(&args.out, o.clone())));
     }
-    let rejected = RejectedFile::new(&args.out, pipeline.dead_letter.clone().unwrap_or_else(|| "rejected".into()));
+    let rejected = RejectedFile::new(
+        &args.out,
+        pipeline.dead_letter.as_ref().map(|d| d.queue.clone()).unwrap_or_else(|| "rejected".into()),
+    );
     let rejected_path = rejected.path().to_path_buf();
     let mut runner = Runner::new(chain, sinks, Box::new(rejected), pipeline.batch_size);
 
@@ -94,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut done_bytes = 0u64;
     for input in &args.input {
         let progress = Progress::default();
-        let options = OpenOptions { s3_root: args.s3_root.clone(), progress: progress.clone() };
+        let options = OpenOptions { s3_root: args.s3_root.clone(), objects: None, progress: progress.clone() };
         let items = source::open_file(input, &options)?;
         let base = done_bytes;
         runner.run(items, |stats| {
@@ -124,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !stats.is_conserved() {
         anyhow::bail!("record accounting does not add up: {stats:?}");
     }
-    let rejected_any = stats.rejected + stats.unreadable + stats.unwritable > 0;
+    let rejected_any = stats.rejected + stats.unreadable + stats.unwritable + stats.failed > 0;
     Ok(if args.fail_on_reject && rejected_any { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -155,8 +158,8 @@ fn print_summary(s: &Summary<'_>, db: Option<&Path>, rejected: &Path, pipeline: 
     }
     println!();
     println!(
-        "inputs {}  ->  delivered {}  filtered {}  rejected {}  unreadable {}   (outputs {}, unwritable {})",
-        t.inputs, t.delivered, t.filtered, t.rejected, t.unreadable, t.outputs, t.unwritable
+        "inputs {}  ->  delivered {}  filtered {}  rejected {}  unreadable {}  failed {}   (outputs {}, unwritable {})",
+        t.inputs, t.delivered, t.filtered, t.rejected, t.unreadable, t.failed, t.outputs, t.unwritable
     );
     println!("every input accounted for: {}", if s.conserved { "yes" } else { "NO" });
     println!();

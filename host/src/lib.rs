@@ -18,6 +18,7 @@
 //! - [`source`], [`pipeline`], [`sink`]: reading inputs, the `weir.toml` file and the run loop,
 //!   and writing results (the embedded local default under [`sink::local`]).
 
+pub mod aws;
 pub mod cache;
 pub mod chain;
 pub mod contract;

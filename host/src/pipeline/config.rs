@@ -44,6 +44,12 @@
 //!
 //! [dead_letter]
 //! queue = "orders-rejects"
+//! # offload_bucket = "orders-rejects-large"   # letters over 256 KB go here, a pointer to SQS
+//! # offload_prefix = "dead-letters/"
+//!
+//! [source]                                  # which objects S3 events may name
+//! prefix = "incoming/"
+//! suffixes = [".csv", ".csv.gz", ".jsonl"]
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +94,20 @@ pub struct RawPipeline {
     pub sinks: RawSinks,
     #[serde(default)]
     pub dead_letter: Option<RawDeadLetter>,
+    #[serde(default)]
+    pub source: RawSource,
+}
+
+/// Which S3 objects the pipeline reads, when S3 events name them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Only keys starting with this.
+    #[serde(default)]
+    pub prefix: String,
+    /// Only keys ending with one of these (e.g. `[".csv", ".csv.gz"]`); empty = any.
+    #[serde(default)]
+    pub suffixes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +212,8 @@ pub struct RawNotify {
     pub when: RawWhen,
     #[serde(default)]
     pub attributes: Vec<String>,
+    #[serde(default)]
+    pub group_by: Option<String>,
 }
 
 /// Which records to notify about: `"all"`, or a predicate on a field.
@@ -264,6 +286,10 @@ pub enum ObjectFormat {
 #[serde(deny_unknown_fields)]
 pub struct RawDeadLetter {
     pub queue: String,
+    #[serde(default)]
+    pub offload_bucket: Option<String>,
+    #[serde(default)]
+    pub offload_prefix: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,7 +305,25 @@ pub struct Pipeline {
     pub tables: Vec<TableConfig>,
     pub notify: Option<NotifyConfig>,
     pub objects: Option<ObjectsConfig>,
-    pub dead_letter: Option<String>,
+    pub dead_letter: Option<DeadLetterConfig>,
+    pub source: SourceConfig,
+}
+
+/// Where dead letters go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterConfig {
+    /// A queue name (or URL with `--aws`).
+    pub queue: String,
+    /// Where letters too large for SQS are put (S3), with a pointer sent instead.
+    pub offload_bucket: Option<String>,
+    pub offload_prefix: String,
+}
+
+/// Which S3 objects are read; see [`crate::source::objects::ObjectFilter`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub prefix: String,
+    pub suffixes: Vec<String>,
 }
 
 /// Where a stage's plugin comes from.
@@ -332,7 +376,10 @@ pub struct TableConfig {
 pub struct NotifyConfig {
     pub topic: String,
     pub when: Option<Predicate>,
+    /// Fields sent as message attributes (for subscription filter policies).
     pub attributes: Vec<String>,
+    /// FIFO topics: the field whose value is the message group (default: the pipeline name).
+    pub group_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -553,7 +600,23 @@ impl Pipeline {
                         Some(p)
                     }
                 };
-                Some(NotifyConfig { topic: n.topic, when, attributes: n.attributes })
+                // SNS allows 10 message attributes; weir sends `pipeline` itself.
+                if n.attributes.len() > 9 {
+                    return Err(err(
+                        "sinks.notify.attributes".into(),
+                        format!(
+                            "at most 9 fields (SNS allows 10 message attributes, one is `pipeline`), got {}",
+                            n.attributes.len()
+                        ),
+                    ));
+                }
+                if let Some(a) = n.attributes.iter().find(|a| a.as_str() == "pipeline" || a.is_empty()) {
+                    return Err(err(
+                        "sinks.notify.attributes".into(),
+                        format!("{a:?} is reserved or empty; weir sends the `pipeline` attribute itself"),
+                    ));
+                }
+                Some(NotifyConfig { topic: n.topic, when, attributes: n.attributes, group_by: n.group_by })
             }
         };
 
@@ -577,7 +640,23 @@ impl Pipeline {
             tables,
             notify,
             objects,
-            dead_letter: raw.dead_letter.map(|d| d.queue),
+            dead_letter: match raw.dead_letter {
+                None => None,
+                Some(d) => {
+                    if d.queue.trim().is_empty() {
+                        return Err(err("dead_letter.queue".into(), "must not be empty".into()));
+                    }
+                    if d.offload_bucket.as_ref().is_some_and(|b| b.trim().is_empty()) {
+                        return Err(err("dead_letter.offload_bucket".into(), "must not be empty when given".into()));
+                    }
+                    Some(DeadLetterConfig {
+                        queue: d.queue,
+                        offload_bucket: d.offload_bucket,
+                        offload_prefix: d.offload_prefix.unwrap_or_else(|| "dead-letters/".into()),
+                    })
+                }
+            },
+            source: SourceConfig { prefix: raw.source.prefix, suffixes: raw.source.suffixes },
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::chain::Chain;
 use crate::metrics::MetricsSnapshot;
 use crate::record::Record;
 use crate::report::BatchReport;
-use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkError};
+use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkError, SinkReport};
 use crate::source::SourceItem;
 
 pub use config::{ConfigError, Pipeline};
@@ -37,6 +37,9 @@ pub struct RunStats {
     pub delivered: u64,
     /// Inputs with at least one rejected path (and no output).
     pub rejected: u64,
+    /// Inputs some effect of which could not be completed (a sink or the object store failed
+    /// past its retries): to be retried. See [`Runner::failures`].
+    pub failed: u64,
     /// Dead letters by `stage/kind`.
     pub dead_letters: BTreeMap<String, u64>,
     /// Outputs a sink could not write (also dead letters).
@@ -51,9 +54,9 @@ fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 }
 
 impl RunStats {
-    /// Every input left exactly once: unreadable, delivered, filtered or rejected.
+    /// Every input left exactly once: unreadable, delivered, filtered, rejected or failed.
     pub fn is_conserved(&self) -> bool {
-        self.inputs == self.unreadable + self.delivered + self.filtered + self.rejected
+        self.inputs == self.unreadable + self.delivered + self.filtered + self.rejected + self.failed
     }
 
     /// Input records per second.
@@ -72,6 +75,15 @@ pub struct StageSummary {
     pub metrics: MetricsSnapshot,
 }
 
+/// What became of one batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    pub report: BatchReport,
+    /// Inputs (by source id) whose effects could not all be completed, with the first reason:
+    /// the caller must not acknowledge them (they are redelivered; sinks are idempotent).
+    pub failed: BTreeMap<String, String>,
+}
+
 /// Drives a chain over a source into sinks.
 pub struct Runner {
     chain: Chain,
@@ -79,6 +91,7 @@ pub struct Runner {
     dead_letter: Box<dyn DeadLetterSink>,
     batch_size: usize,
     stats: RunStats,
+    failures: BTreeMap<String, String>,
 }
 
 impl Runner {
@@ -88,12 +101,19 @@ impl Runner {
         dead_letter: Box<dyn DeadLetterSink>,
         batch_size: usize,
     ) -> Self {
-        Runner { chain, sinks, dead_letter, batch_size: batch_size.max(1), stats: RunStats::default() }
+        Runner {
+            chain,
+            sinks,
+            dead_letter,
+            batch_size: batch_size.max(1),
+            stats: RunStats::default(),
+            failures: BTreeMap::new(),
+        }
     }
 
     /// Runs every item of `items`; `on_batch` sees the totals after each batch (progress).
-    /// Stops at the first sink failure: what was written stays written, nothing is reported as
-    /// done that was not.
+    /// Inputs whose effects could not be completed are counted as failed and listed in
+    /// [`Runner::failures`]; the run goes on. `Err` only for a host bug (a conservation check).
     pub fn run(
         &mut self,
         items: impl Iterator<Item = SourceItem>,
@@ -105,28 +125,31 @@ impl Runner {
         let mut items = items.peekable();
         while items.peek().is_some() {
             records.clear();
-            letters.clear();
             while records.len() < self.batch_size {
                 match items.next() {
                     None => break,
                     Some(SourceItem::Record(r)) => records.push(r),
-                    Some(SourceItem::Unreadable(u)) => {
+                    Some(SourceItem::Unreadable(u)) => letters.push(DeadLetter {
+                        stage: "source".into(),
+                        kind: "unreadable".into(),
+                        reason: u.reason,
+                        record: Record::new(u.id.clone(), u.raw),
+                        source_id: u.id,
+                        original: None,
+                        chain: String::new(),
+                    }),
+                    Some(SourceItem::Failed(u)) => {
                         self.stats.inputs += 1;
-                        self.stats.unreadable += 1;
-                        letters.push(DeadLetter {
-                            stage: "source".into(),
-                            kind: "unreadable".into(),
-                            reason: u.reason,
-                            record: Record::new(u.id.clone(), u.raw),
-                            source_id: u.id,
-                            original: None,
-                            chain: String::new(),
-                        });
+                        self.stats.failed += 1;
+                        self.failures.entry(u.id).or_insert(u.reason);
                     }
                 }
             }
             let batch = std::mem::take(&mut records);
-            self.process(batch, &mut letters)?;
+            let outcome = self.process(batch, std::mem::take(&mut letters))?;
+            for (id, reason) in outcome.failed {
+                self.failures.entry(id).or_insert(reason);
+            }
             self.stats.elapsed = started.elapsed();
             on_batch(&self.stats);
         }
@@ -134,8 +157,9 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs one batch of records through the chain and into the sinks.
-    pub fn process(&mut self, batch: Vec<Record>, letters: &mut Vec<DeadLetter>) -> Result<BatchReport, SinkError> {
+    /// Runs one batch of records through the chain and into the sinks. `unreadable` are
+    /// source-level dead letters (inputs that could not be read as records) to send along.
+    pub fn process(&mut self, batch: Vec<Record>, unreadable: Vec<DeadLetter>) -> Result<BatchOutcome, SinkError> {
         let inputs = batch.clone(); // for dead letters: the record as it entered
         let report = if batch.is_empty() { BatchReport::default() } else { self.chain.run(batch) };
         let original = |origin: usize, seen: &Record| {
@@ -147,14 +171,25 @@ impl Runner {
             return Err(SinkError { sink: "chain".into(), message: format!("conservation check failed: {e}") });
         }
         self.stats.batches += u64::from(!inputs.is_empty());
-        self.stats.inputs += report.inputs as u64;
         self.stats.outputs += report.emitted.len() as u64;
 
-        // Each input's fate: delivered if any path reached the end, else rejected if any path
-        // was rejected, else filtered.
-        let mut fate = vec![0u8; report.inputs]; // 0 filtered, 1 rejected, 2 delivered
+        // Each input's fate: failed if any of its effects could not be completed, else
+        // delivered if any path reached the end, else rejected if any path was rejected, else
+        // filtered. Letters carry the input they came from (`None`: a source-level letter).
+        const FILTERED: u8 = 0;
+        const REJECTED: u8 = 1;
+        const DELIVERED: u8 = 2;
+        const FAILED: u8 = 3;
+        let mut fate = vec![FILTERED; report.inputs];
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        let mut letters: Vec<DeadLetter> = Vec::with_capacity(unreadable.len() + report.rejected.len());
+        let mut letter_origin: Vec<Option<usize>> = Vec::with_capacity(letters.capacity());
+        for l in unreadable {
+            letters.push(l);
+            letter_origin.push(None);
+        }
         for r in &report.rejected {
-            fate[r.origin] = fate[r.origin].max(1);
+            fate[r.origin] = fate[r.origin].max(REJECTED);
             letters.push(DeadLetter {
                 stage: r.stage.clone(),
                 kind: r.kind.to_string(),
@@ -164,22 +199,34 @@ impl Runner {
                 original: original(r.origin, &r.record),
                 chain: report.chain.clone(),
             });
+            letter_origin.push(Some(r.origin));
         }
         for e in &report.emitted {
-            fate[e.origin] = 2;
-        }
-        for f in fate {
-            match f {
-                2 => self.stats.delivered += 1,
-                1 => self.stats.rejected += 1,
-                _ => self.stats.filtered += 1,
-            }
+            fate[e.origin] = fate[e.origin].max(DELIVERED);
         }
 
         if !report.emitted.is_empty() {
             let delivery = Delivery { emitted: &report.emitted, chain: &report.chain };
             for sink in &mut self.sinks {
-                let written = sink.write(&delivery)?;
+                let written = match sink.write(&delivery) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(sink = %sink.name(), error = %e, "sink failed for the whole batch");
+                        SinkReport {
+                            failed: (0..report.emitted.len())
+                                .map(|index| crate::sink::Failed { index, reason: e.to_string() })
+                                .collect(),
+                            ..SinkReport::default()
+                        }
+                    }
+                };
+                for f in written.failed {
+                    let origin = report.emitted[f.index].origin;
+                    fate[origin] = FAILED;
+                    failed
+                        .entry(inputs[origin].id.clone())
+                        .or_insert_with(|| format!("sink:{}: {}", sink.name(), f.reason));
+                }
                 for u in written.unwritable {
                     self.stats.unwritable += 1;
                     let e = &report.emitted[u.index];
@@ -192,15 +239,53 @@ impl Runner {
                         original: original(e.origin, &e.record),
                         chain: report.chain.clone(),
                     });
+                    letter_origin.push(Some(e.origin));
                 }
             }
         }
-        for l in letters.iter() {
-            *self.stats.dead_letters.entry(format!("{}/{}", l.stage, l.kind)).or_default() += 1;
+
+        // Dead letters: one that cannot be sent fails its input.
+        let mut unsent = vec![false; letters.len()];
+        if !letters.is_empty() {
+            let failures = self.dead_letter.send(&letters).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "dead-letter sink failed for the whole batch");
+                (0..letters.len()).map(|index| crate::sink::Failed { index, reason: e.to_string() }).collect()
+            });
+            for f in failures {
+                if let Some(flag) = unsent.get_mut(f.index) {
+                    *flag = true;
+                    let l = &letters[f.index];
+                    failed.entry(l.source_id.clone()).or_insert_with(|| format!("dead-letter: {}", f.reason));
+                    if let Some(origin) = letter_origin[f.index] {
+                        fate[origin] = FAILED;
+                    }
+                }
+            }
         }
-        self.dead_letter.send(letters)?;
-        letters.clear();
-        Ok(report)
+        for (l, (origin, unsent)) in letters.iter().zip(letter_origin.iter().zip(&unsent)) {
+            if origin.is_none() {
+                self.stats.inputs += 1;
+                if *unsent { self.stats.failed += 1 } else { self.stats.unreadable += 1 }
+            }
+            if !unsent {
+                *self.stats.dead_letters.entry(format!("{}/{}", l.stage, l.kind)).or_default() += 1;
+            }
+        }
+        self.stats.inputs += report.inputs as u64;
+        for f in &fate {
+            match *f {
+                FAILED => self.stats.failed += 1,
+                DELIVERED => self.stats.delivered += 1,
+                REJECTED => self.stats.rejected += 1,
+                _ => self.stats.filtered += 1,
+            }
+        }
+        Ok(BatchOutcome { report, failed })
+    }
+
+    /// Inputs (by source id) that failed so far, with the first reason; see [`BatchOutcome`].
+    pub fn failures(&self) -> &BTreeMap<String, String> {
+        &self.failures
     }
 
     /// Totals so far.

@@ -27,11 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
+use rust_decimal::Decimal;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
-use super::{Delivery, Sink, SinkError, SinkReport, Unwritable};
-use crate::pipeline::config::{CounterOp, TableConfig, TableMode};
+use super::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
+use crate::pipeline::config::{Counter, CounterOp, TableConfig, TableMode};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -132,10 +135,16 @@ pub struct DynamoTable {
     /// The DynamoDB table name (the pipeline's table name unless mapped).
     table_name: String,
     config: TableConfig,
-    /// Groups of 25 in flight at once (`put`). `put-if-absent` and `aggregate` write one record
-    /// at a time for now.
+    /// Requests in flight at once: groups of 25 (`put`), 25 times as many single writes
+    /// (`put-if-absent`), group transactions (`aggregate`).
     pub concurrency: usize,
     pub backoff: Backoff,
+    /// How long aggregate markers live: longer than any redelivery can come (SQS keeps a
+    /// message at most 14 days). `None`: forever.
+    pub marker_ttl: Option<Duration>,
+    /// The table's TTL attribute (epoch seconds) that markers carry.
+    pub marker_ttl_attribute: Option<String>,
+    counter_names: Vec<String>,
 }
 
 impl DynamoTable {
@@ -149,9 +158,15 @@ impl DynamoTable {
             client,
             runtime,
             table_name: table_name.into(),
+            counter_names: match &config.mode {
+                TableMode::Aggregate { counters, .. } => counters.iter().map(|c| c.name.clone()).collect(),
+                _ => Vec::new(),
+            },
             config,
             concurrency: 8,
             backoff: Backoff::default(),
+            marker_ttl: Some(Duration::from_secs(15 * 24 * 3600)),
+            marker_ttl_attribute: Some("expires_at".into()),
         }
     }
 
@@ -179,61 +194,64 @@ impl DynamoTable {
         Ok((map, item))
     }
 
-    async fn put_all(&self, items: Vec<HashMap<String, AttributeValue>>) -> Result<(), SinkError> {
+    /// `put`: groups of 25 in flight, at most `concurrency` at once. A group that cannot be
+    /// written fails its records (they are retried with their inputs).
+    async fn put_all(&self, items: Vec<(Vec<usize>, Item)>, report: &mut SinkReport) -> Result<(), SinkError> {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let indexes: Vec<usize> = chunk.iter().flat_map(|(ix, _)| ix.iter().copied()).collect();
             let requests: Vec<WriteRequest> = chunk
                 .iter()
-                .map(|item| {
+                .map(|(_, item)| {
                     let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| self.error(e))?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, SinkError>>()?;
             let permit = semaphore.clone().acquire_owned().await.map_err(|e| self.error(e))?;
-            let (client, table, backoff, name) =
-                (self.client.clone(), self.table_name.clone(), self.backoff, self.name());
+            let (client, table, backoff) = (self.client.clone(), self.table_name.clone(), self.backoff);
             tasks.spawn(async move {
                 let _permit = permit;
                 let mut pending = requests;
                 for attempt in 0..=backoff.attempts {
-                    let out =
-                        client.batch_write_item().request_items(&table, pending.clone()).send().await.map_err(|e| {
-                            SinkError {
-                                sink: name.clone(),
-                                message: format!(
-                                    "BatchWriteItem: {}",
-                                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                                ),
-                            }
-                        })?;
+                    let out = match client.batch_write_item().request_items(&table, pending.clone()).send().await {
+                        Ok(out) => out,
+                        Err(e) => {
+                            let reason =
+                                format!("BatchWriteItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
+                            return (indexes, Err(reason));
+                        }
+                    };
                     pending = out.unprocessed_items().and_then(|u| u.get(&table)).cloned().unwrap_or_default();
                     if pending.is_empty() {
-                        return Ok(());
+                        return (indexes, Ok(()));
                     }
                     if attempt < backoff.attempts {
                         tokio::time::sleep(backoff.delay(attempt)).await;
                     }
                 }
-                Err(SinkError {
-                    sink: name,
-                    message: format!("{} items still unprocessed after {} retries", pending.len(), backoff.attempts),
-                })
+                let reason = format!("{} items still unprocessed after {} retries", pending.len(), backoff.attempts);
+                (indexes, Err(reason))
             });
         }
         while let Some(done) = tasks.join_next().await {
-            done.map_err(|e| self.error(e))??;
+            let (indexes, result) = done.map_err(|e| self.error(e))?;
+            match result {
+                Ok(()) => report.written += indexes.len(),
+                Err(reason) => {
+                    report.failed.extend(indexes.into_iter().map(|index| Failed { index, reason: reason.clone() }))
+                }
+            }
         }
         Ok(())
     }
 
-    /// `Ok(true)` written, `Ok(false)` already present.
-    async fn put_if_absent(&self, item: HashMap<String, AttributeValue>) -> Result<bool, SinkError> {
-        let key = &self.config.key[0];
-        let result = self
-            .client
+    /// `put-if-absent`: one conditional `PutItem` per record, `concurrency` at once. `Ok(true)`
+    /// written, `Ok(false)` already present (a redelivery), `Err` failed for now.
+    async fn put_if_absent(client: Client, table: String, key: String, item: Item) -> Result<bool, String> {
+        let result = client
             .put_item()
-            .table_name(&self.table_name)
+            .table_name(&table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", key)
@@ -242,57 +260,155 @@ impl DynamoTable {
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(self.error(format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))),
+            Err(e) => Err(format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
         }
     }
 
-    /// `Ok(true)` counted now, `Ok(false)` counted before (a redelivery).
-    async fn aggregate(
+    /// `aggregate`: one transaction per group and chunk of up to 99 records: a marker per
+    /// record, put only if absent, and one `ADD` of the summed deltas on the group's item.
+    /// Markers that already exist (redeliveries) are dropped and the rest retried; conflicts with
+    /// a concurrent writer and throttling are retried with backoff.
+    async fn aggregate_group(
         &self,
-        record_id: &str,
         group: AttributeValue,
-        deltas: Vec<(String, String)>,
-    ) -> Result<bool, SinkError> {
+        mut members: Vec<(usize, String, Vec<Decimal>)>,
+    ) -> GroupResult {
         let key = &self.config.key[0];
-        let marker = Put::builder()
-            .table_name(&self.table_name)
-            .item(key, AttributeValue::S(format!("{SEEN_PREFIX}{record_id}")))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", key)
-            .build()
-            .map_err(|e| self.error(e))?;
-        let mut update = Update::builder().table_name(&self.table_name).key(key, group);
-        let mut set = Vec::new();
-        for (i, (name, delta)) in deltas.into_iter().enumerate() {
-            set.push(format!("#c{i} :d{i}"));
-            update = update
-                .expression_attribute_names(format!("#c{i}"), name)
-                .expression_attribute_values(format!(":d{i}"), AttributeValue::N(delta));
-        }
-        let update = update.update_expression(format!("ADD {}", set.join(", "))).build().map_err(|e| self.error(e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(marker).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let duplicate = e.as_service_error().is_some_and(|s| match s {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                        c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+        let mut result = GroupResult::default();
+        let expires = self.marker_ttl.map(|ttl| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            (now + ttl).as_secs().to_string()
+        });
+        let mut attempt = 0;
+        while !members.is_empty() {
+            let mut sums = vec![Decimal::ZERO; self.counter_names.len()];
+            for (_, _, deltas) in &members {
+                for (sum, d) in sums.iter_mut().zip(deltas) {
+                    match sum.checked_add(*d) {
+                        Some(total) => *sum = total,
+                        None => {
+                            result
+                                .unwritable
+                                .extend(members.iter().map(|(i, _, _)| (*i, "counter sum overflows".to_string())));
+                            return result;
+                        }
                     }
-                    _ => false,
-                });
-                if duplicate {
-                    Ok(false)
-                } else {
-                    Err(self.error(format!("TransactWriteItems: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))))
                 }
             }
+            let mut transaction = self.client.transact_write_items();
+            let mut token = Sha256::new();
+            for (_, id, _) in &members {
+                let mut marker = Put::builder()
+                    .table_name(&self.table_name)
+                    .item(key, AttributeValue::S(format!("{SEEN_PREFIX}{id}")))
+                    .condition_expression("attribute_not_exists(#k)")
+                    .expression_attribute_names("#k", key);
+                if let (Some(attr), Some(at)) = (&self.marker_ttl_attribute, &expires) {
+                    marker = marker.item(attr, AttributeValue::N(at.clone()));
+                }
+                match marker.build() {
+                    Ok(put) => transaction = transaction.transact_items(TransactWriteItem::builder().put(put).build()),
+                    Err(e) => {
+                        result.failed.extend(members.iter().map(|(i, _, _)| (*i, e.to_string())));
+                        return result;
+                    }
+                }
+                token.update(id.as_bytes());
+                token.update([0]);
+            }
+            let mut update = Update::builder().table_name(&self.table_name).key(key, group.clone());
+            let mut set = Vec::new();
+            for (i, (name, sum)) in self.counter_names.iter().zip(&sums).enumerate() {
+                set.push(format!("#c{i} :d{i}"));
+                update = update
+                    .expression_attribute_names(format!("#c{i}"), name)
+                    .expression_attribute_values(format!(":d{i}"), AttributeValue::N(sum.normalize().to_string()));
+            }
+            match update.update_expression(format!("ADD {}", set.join(", "))).build() {
+                Ok(u) => transaction = transaction.transact_items(TransactWriteItem::builder().update(u).build()),
+                Err(e) => {
+                    result.failed.extend(members.iter().map(|(i, _, _)| (*i, e.to_string())));
+                    return result;
+                }
+            }
+            // The same records in the same order: a retry of a committed transaction (the
+            // connection dropped on the answer) is recognised by DynamoDB and succeeds.
+            let token = hex::encode(&token.finalize()[..18]);
+            let outcome = transaction.client_request_token(token).send().await;
+            let retry_reason = match outcome {
+                Ok(_) => {
+                    result.written.extend(members.iter().map(|(i, _, _)| *i));
+                    return result;
+                }
+                Err(e) => {
+                    let display = format!("TransactWriteItems: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
+                    let cancelled = match e.as_service_error() {
+                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(
+                            c.cancellation_reasons()
+                                .iter()
+                                .map(|r| r.code().unwrap_or("None").to_string())
+                                .collect::<Vec<_>>(),
+                        ),
+                        _ => None,
+                    };
+                    match cancelled {
+                        Some(codes) => {
+                            let seen: Vec<bool> = (0..members.len())
+                                .map(|i| codes.get(i).map(String::as_str) == Some("ConditionalCheckFailed"))
+                                .collect();
+                            if seen.iter().any(|s| *s) {
+                                // Redelivered records: counted before. Retry the rest at once.
+                                let mut k = 0;
+                                members.retain(|(i, _, _)| {
+                                    let dup = seen[k];
+                                    k += 1;
+                                    if dup {
+                                        result.unchanged.push(*i);
+                                    }
+                                    !dup
+                                });
+                                continue;
+                            }
+                            let transient = codes.iter().any(|c| {
+                                matches!(
+                                    c.as_str(),
+                                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                                )
+                            });
+                            if !transient {
+                                // e.g. a counter attribute that holds a string: no retry can help.
+                                result.unwritable.extend(members.iter().map(|(i, _, _)| (*i, display.clone())));
+                                return result;
+                            }
+                            display
+                        }
+                        None => {
+                            let transient = e.as_service_error().is_some_and(|s| {
+                                matches!(
+                                    s,
+                                    TransactWriteItemsError::TransactionInProgressException(_)
+                                        | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                                        | TransactWriteItemsError::RequestLimitExceeded(_)
+                                        | TransactWriteItemsError::InternalServerError(_)
+                                )
+                            }) || e.as_service_error().is_none();
+                            if !transient {
+                                result.failed.extend(members.iter().map(|(i, _, _)| (*i, display.clone())));
+                                return result;
+                            }
+                            display
+                        }
+                    }
+                }
+            };
+            if attempt >= self.backoff.attempts {
+                result.failed.extend(members.iter().map(|(i, _, _)| (*i, retry_reason.clone())));
+                return result;
+            }
+            tokio::time::sleep(self.backoff.delay(attempt)).await;
+            attempt += 1;
         }
+        result
     }
 
     async fn write_async(&self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
@@ -308,72 +424,143 @@ impl DynamoTable {
             TableMode::Put => {
                 // Later records win over earlier ones with the same key, as written in order.
                 let mut slots: HashMap<Vec<String>, usize> = HashMap::new();
-                let mut items: Vec<Item> = Vec::new();
-                for (_, (map, item)) in ok {
+                let mut items: Vec<(Vec<usize>, Item)> = Vec::new();
+                for (index, (map, item)) in ok {
                     let key: Vec<String> =
                         self.config.key.iter().map(|k| map.get(k).map(Value::to_string).unwrap_or_default()).collect();
                     match slots.get(&key) {
                         Some(&slot) => {
-                            items[slot] = item;
-                            report.unchanged += 1;
+                            items[slot].0.push(index);
+                            items[slot].1 = item;
                         }
                         None => {
                             slots.insert(key, items.len());
-                            items.push(item);
+                            items.push((vec![index], item));
                         }
                     }
                 }
-                report.written += items.len();
-                self.put_all(items).await?;
+                self.put_all(items, &mut report).await?;
             }
             TableMode::PutIfAbsent => {
-                for (_, (_, item)) in ok {
-                    if self.put_if_absent(item).await? { report.written += 1 } else { report.unchanged += 1 }
+                let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1) * BATCH_WRITE_MAX));
+                let mut tasks = tokio::task::JoinSet::new();
+                for (index, (_, item)) in ok {
+                    let permit = semaphore.clone().acquire_owned().await.map_err(|e| self.error(e))?;
+                    let (client, table, key) =
+                        (self.client.clone(), self.table_name.clone(), self.config.key[0].clone());
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        (index, Self::put_if_absent(client, table, key, item).await)
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    match done.map_err(|e| self.error(e))? {
+                        (_, Ok(true)) => report.written += 1,
+                        (_, Ok(false)) => report.unchanged += 1,
+                        (index, Err(reason)) => report.failed.push(Failed { index, reason }),
+                    }
                 }
             }
             TableMode::Aggregate { group_by, counters } => {
+                // Group the records; a record id seen twice in one delivery is a duplicate.
+                let mut groups: Vec<(AttributeValue, Vec<Member>)> = Vec::new();
+                let mut slots: HashMap<String, usize> = HashMap::new();
+                let mut ids = std::collections::HashSet::new();
                 for (index, (map, _)) in ok {
-                    let Some(group) =
-                        map.get(group_by).filter(|g| matches!(g, Value::String(s) if !s.is_empty()) || g.is_number())
-                    else {
-                        report.unwritable.push(Unwritable {
-                            index,
-                            reason: format!("group field `{group_by}` is missing or empty"),
-                        });
-                        continue;
-                    };
-                    let mut deltas = Vec::new();
-                    let mut bad = None;
-                    for c in counters {
-                        match (c.op, &c.field) {
-                            (CounterOp::Count, _) => deltas.push((c.name.clone(), "1".to_string())),
-                            (CounterOp::Sum, Some(f)) => match map.get(f) {
-                                Some(Value::Number(n)) => deltas.push((c.name.clone(), n.to_string())),
-                                _ => {
-                                    bad = Some(format!(
-                                        "counter `{}` sums `{f}`, which is missing or not a number",
-                                        c.name
-                                    ))
-                                }
-                            },
-                            (CounterOp::Sum, None) => bad = Some(format!("counter `{}` has no field", c.name)),
+                    match deltas(&map, group_by, counters) {
+                        Err(reason) => report.unwritable.push(Unwritable { index, reason }),
+                        Ok((group, values)) => {
+                            let id = delivery.emitted[index].record.id.clone();
+                            if !ids.insert(id.clone()) {
+                                report.unchanged += 1;
+                                continue;
+                            }
+                            let slot = *slots.entry(group.to_string()).or_insert_with(|| {
+                                groups.push((to_attribute(group), Vec::new()));
+                                groups.len() - 1
+                            });
+                            groups[slot].1.push((index, id, values));
                         }
                     }
-                    if let Some(reason) = bad {
-                        report.unwritable.push(Unwritable { index, reason });
-                        continue;
+                }
+                let mut work = Vec::new();
+                for (group, members) in groups {
+                    let mut members = members;
+                    while !members.is_empty() {
+                        let rest = members.split_off(members.len().min(TRANSACTION_MARKERS));
+                        work.push((group.clone(), std::mem::replace(&mut members, rest)));
                     }
-                    let id = &delivery.emitted[index].record.id;
-                    if self.aggregate(id, to_attribute(group), deltas).await? {
-                        report.written += 1
-                    } else {
-                        report.unchanged += 1
-                    }
+                }
+                let results =
+                    futures_bounded(self.concurrency.max(1), work.into_iter().map(|(g, m)| self.aggregate_group(g, m)))
+                        .await;
+                for r in results {
+                    report.written += r.written.len();
+                    report.unchanged += r.unchanged.len();
+                    report
+                        .unwritable
+                        .extend(r.unwritable.into_iter().map(|(index, reason)| Unwritable { index, reason }));
+                    report.failed.extend(r.failed.into_iter().map(|(index, reason)| Failed { index, reason }));
                 }
             }
         }
         Ok(report)
     }
+}
+
+/// Markers per aggregate transaction (DynamoDB allows 100 items; one is the group's update).
+pub const TRANSACTION_MARKERS: usize = 99;
+
+/// One record of an aggregate group: its index in the delivery, its id, its counter deltas.
+type Member = (usize, String, Vec<Decimal>);
+
+/// What became of one group's records.
+#[derive(Debug, Default)]
+struct GroupResult {
+    written: Vec<usize>,
+    unchanged: Vec<usize>,
+    unwritable: Vec<(usize, String)>,
+    failed: Vec<(usize, String)>,
+}
+
+/// The group value and each counter's delta for one record, or why it has none.
+fn deltas<'a>(
+    map: &'a Map<String, Value>,
+    group_by: &str,
+    counters: &[Counter],
+) -> Result<(&'a Value, Vec<Decimal>), String> {
+    let group = map
+        .get(group_by)
+        .filter(|g| matches!(g, Value::String(s) if !s.is_empty()) || g.is_number())
+        .ok_or_else(|| format!("group field `{group_by}` is missing or empty"))?;
+    let mut values = Vec::with_capacity(counters.len());
+    for c in counters {
+        match (c.op, &c.field) {
+            (CounterOp::Count, _) => values.push(Decimal::ONE),
+            (CounterOp::Sum, Some(f)) => match map.get(f) {
+                Some(Value::Number(n)) => {
+                    let text = n.to_string();
+                    let d =
+                        Decimal::from_str_exact(&text).or_else(|_| Decimal::from_scientific(&text)).map_err(|_| {
+                            format!(
+                                "counter `{}` sums `{f}` = {text}, which does not fit 28 significant digits",
+                                c.name
+                            )
+                        })?;
+                    values.push(d);
+                }
+                _ => return Err(format!("counter `{}` sums `{f}`, which is missing or not a number", c.name)),
+            },
+            (CounterOp::Sum, None) => return Err(format!("counter `{}` has no field", c.name)),
+        }
+    }
+    Ok((group, values))
+}
+
+/// Runs futures with at most `limit` in flight, in order of completion.
+async fn futures_bounded<F: std::future::Future>(limit: usize, futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    use futures_util::stream::StreamExt;
+    futures_util::stream::iter(futures).buffer_unordered(limit).collect().await
 }
 
 impl Sink for DynamoTable {

@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkError, SinkReport, Unwritable};
+use super::{DeadLetter, DeadLetterSink, Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
 use crate::pipeline::config::{
     CounterOp, NotifyConfig, ObjectFormat, ObjectsConfig, Predicate, PredicateOp, TableConfig, TableMode,
 };
@@ -393,29 +393,51 @@ impl ObjectFiles {
         ObjectFiles { root: dir.join("objects"), config }
     }
 
-    /// The relative key (`prefix/partition/part-….jsonl`) of each group of a batch.
-    pub fn plan<'a>(&self, delivery: &Delivery<'a>) -> BTreeMap<String, Vec<(usize, Value)>> {
-        let mut groups: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
-        for (i, e) in delivery.emitted.iter().enumerate() {
-            let body: Value = serde_json::from_str(&e.record.body).unwrap_or(Value::Null);
-            let partition = self.config.partition.render(&body);
-            groups.entry(format!("{}{partition}", self.config.prefix)).or_default().push((i, body));
+    /// The relative key of each file of a batch; see [`plan_objects`].
+    pub fn plan(&self, delivery: &Delivery<'_>) -> BTreeMap<String, Vec<(usize, Value)>> {
+        plan_objects(&self.config, delivery)
+    }
+}
+
+/// Splits a batch into files: the key (`prefix/partition/part-<hash>.jsonl`) of each, with its
+/// rows. The name hashes the record ids, so a redelivered batch rewrites the same files
+/// instead of adding copies.
+pub fn plan_objects(config: &ObjectsConfig, delivery: &Delivery<'_>) -> BTreeMap<String, Vec<(usize, Value)>> {
+    let mut groups: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
+    for (i, e) in delivery.emitted.iter().enumerate() {
+        let body: Value = serde_json::from_str(&e.record.body).unwrap_or(Value::Null);
+        let partition = config.partition.render(&body);
+        groups.entry(format!("{}{partition}", config.prefix)).or_default().push((i, body));
+    }
+    let ext = match config.format {
+        ObjectFormat::Jsonl => "jsonl",
+        ObjectFormat::Csv => "csv",
+    };
+    groups
+        .into_iter()
+        .map(|(dir, rows)| {
+            let mut h = Sha256::new();
+            for (i, _) in &rows {
+                h.update(delivery.emitted[*i].record.id.as_bytes());
+                h.update([0]);
+            }
+            (format!("{dir}part-{}.{ext}", &hex::encode(h.finalize())[..16]), rows)
+        })
+        .collect()
+}
+
+/// A file's bytes: JSON Lines, or CSV with a header.
+pub fn render_rows(format: ObjectFormat, rows: &[(usize, Value)]) -> Result<Vec<u8>, csv::Error> {
+    match format {
+        ObjectFormat::Jsonl => {
+            let mut buf = Vec::new();
+            for (_, v) in rows {
+                buf.extend_from_slice(v.to_string().as_bytes());
+                buf.push(b'\n');
+            }
+            Ok(buf)
         }
-        let ext = match self.config.format {
-            ObjectFormat::Jsonl => "jsonl",
-            ObjectFormat::Csv => "csv",
-        };
-        groups
-            .into_iter()
-            .map(|(dir, rows)| {
-                let mut h = Sha256::new();
-                for (i, _) in &rows {
-                    h.update(delivery.emitted[*i].record.id.as_bytes());
-                    h.update([0]);
-                }
-                (format!("{dir}part-{}.{ext}", &hex::encode(h.finalize())[..16]), rows)
-            })
-            .collect()
+        ObjectFormat::Csv => to_csv(&rows.iter().map(|(_, v)| v).collect::<Vec<_>>()),
     }
 }
 
@@ -460,17 +482,7 @@ impl Sink for ObjectFiles {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(|e| err(&e))?;
             }
-            let bytes = match self.config.format {
-                ObjectFormat::Jsonl => {
-                    let mut buf = Vec::new();
-                    for (_, v) in &rows {
-                        buf.extend_from_slice(v.to_string().as_bytes());
-                        buf.push(b'\n');
-                    }
-                    buf
-                }
-                ObjectFormat::Csv => to_csv(&rows.iter().map(|(_, v)| v).collect::<Vec<_>>()).map_err(|e| err(&e))?,
-            };
+            let bytes = render_rows(self.config.format, &rows).map_err(|e| err(&e))?;
             // Write-then-rename: a crash never leaves half a file under the final name.
             let tmp = path.with_extension("tmp");
             fs::write(&tmp, bytes).map_err(|e| err(&e))?;
@@ -499,9 +511,9 @@ impl RejectedFile {
 }
 
 impl DeadLetterSink for RejectedFile {
-    fn send(&mut self, letters: &[DeadLetter]) -> Result<(), SinkError> {
+    fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<Failed>, SinkError> {
         if letters.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let sink = format!("dead-letter:{}", self.queue);
         let mut out = append_file(&self.path, &sink)?;
@@ -510,6 +522,7 @@ impl DeadLetterSink for RejectedFile {
                 serde_json::to_string(l).map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
             writeln!(out, "{line}").map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
         }
-        out.flush().map_err(|e| SinkError { sink, message: e.to_string() })
+        out.flush().map_err(|e| SinkError { sink, message: e.to_string() })?;
+        Ok(Vec::new())
     }
 }

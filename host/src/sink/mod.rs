@@ -11,6 +11,9 @@
 
 pub mod dynamodb;
 pub mod local;
+pub mod s3;
+pub mod sns;
+pub mod sqs;
 
 use serde::Serialize;
 
@@ -25,15 +28,22 @@ pub struct Delivery<'a> {
     pub chain: &'a str,
 }
 
-/// A record a sink could not write.
+/// One record of a delivery and what went wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unwritable {
+pub struct RecordIssue {
     /// Index into [`Delivery::emitted`].
     pub index: usize,
     pub reason: String,
 }
 
-/// What a sink did with a batch.
+/// A record a sink can never write (a missing key, an item over the size limit): it goes to the
+/// dead-letter destination.
+pub type Unwritable = RecordIssue;
+/// A record a sink could not write this time (throttled past every retry, a service error):
+/// the input it came from must be retried.
+pub type Failed = RecordIssue;
+
+/// What a sink did with a batch. Every record lands in exactly one of the four.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinkReport {
     /// Records written (or counted) now.
@@ -41,6 +51,7 @@ pub struct SinkReport {
     /// Records that changed nothing: a duplicate delivery, a predicate that did not match.
     pub unchanged: usize,
     pub unwritable: Vec<Unwritable>,
+    pub failed: Vec<Failed>,
 }
 
 /// A sink failed as a whole.
@@ -80,5 +91,56 @@ pub struct DeadLetter {
 
 /// Takes dead letters.
 pub trait DeadLetterSink: Send {
-    fn send(&mut self, letters: &[DeadLetter]) -> Result<(), SinkError>;
+    /// Sends the letters; returns the indexes of those that could not be sent (their inputs
+    /// are then failed and retried). `Err` means none may be assumed sent.
+    fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<Failed>, SinkError>;
+}
+
+/// Packs entries of the given sizes, in order, into requests of at most `max_entries` entries
+/// and `max_bytes` bytes (SNS `PublishBatch`, SQS `SendMessageBatch`). An entry larger than
+/// `max_bytes` on its own is not packed: the caller must have dealt with it.
+pub fn pack(sizes: &[(usize, usize)], max_entries: usize, max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut requests: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    for &(index, size) in sizes {
+        if size > max_bytes {
+            continue;
+        }
+        if current.len() == max_entries || bytes + size > max_bytes {
+            requests.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(index);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    requests
+}
+
+/// How a batch entry fared, for sinks that send in batches with per-entry results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryResult {
+    Sent,
+    /// The service refused it for what it is (`SenderFault`): retrying cannot help.
+    Refused(String),
+    /// It failed this time.
+    Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_by_count_and_bytes() {
+        let sizes: Vec<(usize, usize)> = (0..23).map(|i| (i, 10)).collect();
+        let packed = pack(&sizes, 10, 1000);
+        assert_eq!(packed.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 3]);
+        let sizes = [(0, 100_000), (1, 100_000), (2, 100_000), (3, 300_000), (4, 162_144), (5, 1)];
+        let packed = pack(&sizes, 10, 262_144);
+        assert_eq!(packed, vec![vec![0, 1], vec![2, 4], vec![5]]);
+    }
 }

@@ -32,13 +32,19 @@ pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(
             match csv.read_byte_record(&mut row) {
                 Ok(false) => return None,
                 Err(e) => {
-                    // I/O errors end the file; report where.
+                    // Errors end the file; report where. An I/O error (a dropped connection
+                    // mid-object) may pass on a retry; anything else is the data's.
                     failed = true;
-                    return Some(SourceItem::Unreadable(Unreadable {
+                    let unreadable = Unreadable {
                         id: format!("{name}#{line}"),
                         raw: String::new(),
                         reason: format!("cannot read past line {line}: {e}"),
-                    }));
+                    };
+                    return Some(if matches!(e.kind(), ::csv::ErrorKind::Io(io) if super::is_retryable(io)) {
+                        SourceItem::Failed(unreadable)
+                    } else {
+                        SourceItem::Unreadable(unreadable)
+                    });
                 }
                 Ok(true) => {}
             }

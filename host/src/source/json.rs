@@ -31,11 +31,15 @@ pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> I
                 Ok(0) => return None,
                 Err(e) => {
                     done = true;
-                    return Some(SourceItem::Unreadable(Unreadable {
-                        id,
-                        raw: String::new(),
-                        reason: format!("cannot read line {line_no}: {e}"),
-                    }));
+                    // A transport error may pass on a retry (the rest of the input was not
+                    // read); corrupt compressed data will not.
+                    let unreadable =
+                        Unreadable { id, raw: String::new(), reason: format!("cannot read line {line_no}: {e}") };
+                    return Some(if super::is_retryable(&e) {
+                        SourceItem::Failed(unreadable)
+                    } else {
+                        SourceItem::Unreadable(unreadable)
+                    });
                 }
                 Ok(_) => {}
             }
@@ -72,11 +76,26 @@ pub fn read_array<R: Read + Send + 'static>(reader: R, name: String) -> Items {
             let result = (&mut de).deserialize_seq(ArrayVisitor { tx: tx.clone(), name: name.clone(), count: 0 });
             let result = result.and_then(|_| de.end());
             if let Err(e) = result {
-                let _ = tx.send(SourceItem::Unreadable(Unreadable {
-                    id: format!("{name}#?"),
-                    raw: String::new(),
-                    reason: format!("JSON array is malformed ({e}); elements after that point cannot be read"),
-                }));
+                let message = e.to_string();
+                let retryable = e.is_io() && super::is_retryable(&std::io::Error::from(e));
+                let item = if retryable {
+                    SourceItem::Failed(Unreadable {
+                        id: format!("{name}#?"),
+                        raw: String::new(),
+                        reason: format!(
+                            "cannot read the JSON array ({message}); elements after that point were not read"
+                        ),
+                    })
+                } else {
+                    SourceItem::Unreadable(Unreadable {
+                        id: format!("{name}#?"),
+                        raw: String::new(),
+                        reason: format!(
+                            "JSON array is malformed ({message}); elements after that point cannot be read"
+                        ),
+                    })
+                };
+                let _ = tx.send(item);
             }
         })
         .map(|_| ())

@@ -8,14 +8,14 @@
 //! SNS event that carries an S3 event, directly or inside an SNS notification, stands for the
 //! rows of the objects it names; `s3:TestEvent` messages are skipped, as on AWS.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Format, Items, SourceError, SourceItem, Unreadable, csv, json};
+use super::objects::{Objects, read_object};
+use super::{Items, SourceError, SourceItem, Unreadable, json};
 use crate::record::Record;
 
 #[derive(Debug, Deserialize)]
@@ -140,16 +140,16 @@ fn envelope_of(value: &Value, depth: u8) -> Envelope {
 
 /// Items of an SQS event: each message is a record, or (an S3 event, possibly inside an SNS
 /// notification) the rows of the objects it names, read from `root`. Test events yield nothing.
-pub fn sqs_items(records: &[Value], root: &Path) -> Items {
+pub fn sqs_items(records: &[Value], objects: &Objects) -> Items {
     let mut parts: Vec<Items> = Vec::new();
     let mut plain: Vec<Value> = Vec::new();
     for m in records {
         match m.get("body").and_then(Value::as_str).map(envelope) {
-            Some(Envelope::S3(objects)) => {
+            Some(Envelope::S3(refs)) => {
                 if !plain.is_empty() {
                     parts.push(Box::new(sqs_records(&std::mem::take(&mut plain)).into_iter()));
                 }
-                parts.push(read_objects(objects, root.to_path_buf()));
+                parts.push(read_objects(refs, objects.clone()));
             }
             Some(Envelope::TestEvent) => tracing::debug!("skipping s3:TestEvent message"),
             Some(Envelope::Notification(message)) => {
@@ -168,7 +168,7 @@ pub fn sqs_items(records: &[Value], root: &Path) -> Items {
 
 /// Items of an SNS event (Lambda subscribed to a topic): each message is a record (id = the SNS
 /// message id) or an S3 event whose objects are read from `root`.
-pub fn sns_items(records: &[Value], root: &Path) -> Items {
+pub fn sns_items(records: &[Value], objects: &Objects) -> Items {
     let mut parts: Vec<Items> = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let sns = r.get("Sns").unwrap_or(&Value::Null);
@@ -176,7 +176,7 @@ pub fn sns_items(records: &[Value], root: &Path) -> Items {
             sns.get("MessageId").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("sns#{}", i + 1));
         let message = sns.get("Message").and_then(Value::as_str).unwrap_or_default();
         match envelope(message) {
-            Envelope::S3(objects) => parts.push(read_objects(objects, root.to_path_buf())),
+            Envelope::S3(refs) => parts.push(read_objects(refs, objects.clone())),
             Envelope::TestEvent => {}
             Envelope::Notification(_) | Envelope::Plain => {
                 let item = match json::check_json(message) {
@@ -198,7 +198,7 @@ pub fn sns_items(records: &[Value], root: &Path) -> Items {
 pub fn read_json<R: BufRead + Send + 'static>(
     mut reader: R,
     path: &Path,
-    s3_root: &Path,
+    objects: &Objects,
 ) -> Result<Items, SourceError> {
     let name = path.display().to_string();
     let format_err = |message: String| SourceError::Format { path: path.to_path_buf(), message };
@@ -232,17 +232,17 @@ pub fn read_json<R: BufRead + Send + 'static>(
                 Some("aws:sqs") => {
                     let event: Event =
                         serde_json::from_value(value).map_err(|e| format_err(format!("not an SQS event: {e}")))?;
-                    Ok(sqs_items(&event.records, s3_root))
+                    Ok(sqs_items(&event.records, objects))
                 }
                 Some("aws:sns") => {
                     let event: Event =
                         serde_json::from_value(value).map_err(|e| format_err(format!("not an SNS event: {e}")))?;
-                    Ok(sns_items(&event.records, s3_root))
+                    Ok(sns_items(&event.records, objects))
                 }
                 Some("aws:s3") => {
                     let event: Event =
                         serde_json::from_value(value).map_err(|e| format_err(format!("not an S3 event: {e}")))?;
-                    Ok(read_objects(s3_objects(&event.records), s3_root.to_path_buf()))
+                    Ok(read_objects(s3_objects(&event.records), objects.clone()))
                 }
                 _ => Ok(Box::new(std::iter::once(SourceItem::Record(Record::new(format!("{name}#1"), text))))),
             }
@@ -251,30 +251,9 @@ pub fn read_json<R: BufRead + Send + 'static>(
     }
 }
 
-/// Reads each object from `<root>/<bucket>/<key>`, one after the other.
-fn read_objects(objects: Vec<ObjectRef>, root: std::path::PathBuf) -> Items {
-    Box::new(objects.into_iter().flat_map(move |object| -> Items {
-        let id = format!("s3://{}/{}", object.bucket, object.key);
-        let unreadable = |reason: String| -> Items {
-            Box::new(std::iter::once(SourceItem::Unreadable(Unreadable { id: id.clone(), raw: String::new(), reason })))
-        };
-        let local = root.join(&object.bucket).join(&object.key);
-        let Some(format) = Format::from_path(&local) else {
-            return unreadable(format!("{id}: unknown format (expected .csv, .jsonl, .ndjson or .json)"));
-        };
-        let file = match File::open(&local) {
-            Ok(f) => f,
-            Err(e) => return unreadable(format!("{id}: cannot open {}: {e}", local.display())),
-        };
-        let reader = BufReader::with_capacity(256 * 1024, file);
-        match format {
-            Format::Csv => {
-                csv::read(reader, id, vec![("s3_bucket".into(), object.bucket), ("s3_key".into(), object.key)])
-            }
-            Format::JsonLines => json::read_lines(reader, id),
-            Format::Json => json::read_array(reader, id),
-        }
-    }))
+/// Reads each object in turn.
+fn read_objects(refs: Vec<ObjectRef>, objects: Objects) -> Items {
+    Box::new(refs.into_iter().flat_map(move |o| read_object(&objects, &o.bucket, &o.key)))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 pub mod csv;
 pub mod json;
 pub mod lambda;
+pub mod objects;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -35,7 +36,12 @@ pub struct Unreadable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceItem {
     Record(Record),
+    /// Cannot be read as a record, now or ever (bad data): goes to the dead-letter destination.
     Unreadable(Unreadable),
+    /// Could not be read this time (an object store error, a dropped connection): the input it
+    /// belongs to must be retried, so the caller reports it as a failure and does not
+    /// acknowledge it.
+    Failed(Unreadable),
 }
 
 /// A stream of items.
@@ -100,11 +106,13 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// Options for [`open_file`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct OpenOptions {
     /// Where the objects named by S3 events live locally: `<root>/<bucket>/<key>`. Defaults to
-    /// the event file's directory.
+    /// the event file's directory. Ignored when `objects` is set.
     pub s3_root: Option<PathBuf>,
+    /// Where the objects named by S3 events are read from (S3 itself, with `--aws`), and which.
+    pub objects: Option<objects::Objects>,
     pub progress: Progress,
 }
 
@@ -121,10 +129,37 @@ pub fn open_file(path: &Path, options: &OpenOptions) -> Result<Items, SourceErro
         Format::Csv => Ok(csv::read(reader, name, Vec::new())),
         Format::JsonLines => Ok(json::read_lines(reader, name)),
         Format::Json => {
-            let root = options.s3_root.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf());
-            lambda::read_json(reader, path, &root)
+            let objects = options.objects.clone().unwrap_or_else(|| {
+                objects::Objects::local(
+                    options.s3_root.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+                )
+            });
+            lambda::read_json(reader, path, &objects)
         }
     }
+}
+
+/// An error from the transport under a stream (the object store, a dropped connection), as
+/// opposed to one from decoding what arrived: marks errors so readers can tell them apart.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TransportError(std::io::Error);
+
+/// Wraps a raw byte stream so its errors are known to be transport errors.
+pub(crate) struct Transport<R>(pub R);
+
+impl<R: Read> Read for Transport<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| std::io::Error::new(e.kind(), TransportError(e)))
+    }
+}
+
+/// Whether a read error may pass on a retry: a transport error, or any I/O error that is not
+/// about the bytes themselves (corrupt or truncated compressed data, invalid data are not).
+pub(crate) fn is_retryable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    e.get_ref().is_some_and(|inner| inner.is::<TransportError>())
+        || !matches!(e.kind(), InvalidData | InvalidInput | UnexpectedEof)
 }
 
 /// Caps raw input kept for the dead-letter record.

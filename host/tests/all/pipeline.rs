@@ -92,7 +92,12 @@ fn notifications_filter_by_predicate_and_carry_attributes() {
     let when = Predicate { field: "total".into(), op: PredicateOp::Gt, value: Some(toml::Value::Integer(100)) };
     let mut n = NotifyFile::new(
         dir.path(),
-        NotifyConfig { topic: "big".into(), when: Some(when), attributes: vec!["currency".into(), "n".into()] },
+        NotifyConfig {
+            topic: "big".into(),
+            when: Some(when),
+            attributes: vec!["currency".into(), "n".into()],
+            group_by: None,
+        },
     );
     let r = write(
         &mut n,

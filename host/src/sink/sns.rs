@@ -1,0 +1,241 @@
+//! SNS notification sink: the production twin of [`local::NotifyFile`](super::local::NotifyFile).
+//!
+//! Records that match the configured predicate are published with `PublishBatch`: at most 10
+//! entries and 256 KB (262,144 bytes, bodies plus attributes) per call. Every message carries a
+//! String attribute `pipeline` and one attribute per configured field (Number for numbers,
+//! String otherwise; absent or null fields are left out), so subscription filter policies can
+//! route on them. FIFO topics (`.fifo`) get a message group id (the configured `group_by`
+//! field, else the pipeline name) and a deduplication id derived from the record id, so a
+//! redelivery within SNS's five-minute window is dropped; standard topics are at-least-once.
+//! Entries SNS refuses as the sender's fault are unwritable (dead-letter destination with the
+//! reason); other per-entry failures are retried with backoff, then failed.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::dynamodb::Backoff;
+use super::local::matches;
+use super::{Delivery, EntryResult, Failed, Sink, SinkError, SinkReport, Unwritable, pack};
+use crate::pipeline::config::NotifyConfig;
+
+/// SNS's limit on a message, and on a whole `PublishBatch` call.
+pub const MAX_BATCH_BYTES: usize = 262_144;
+/// SNS's limit on entries per `PublishBatch`.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// Publishes to an SNS topic.
+pub struct SnsTopic {
+    client: Client,
+    runtime: tokio::runtime::Handle,
+    topic_arn: String,
+    pipeline: String,
+    config: NotifyConfig,
+    pub backoff: Backoff,
+}
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub body: String,
+    /// Name -> (data type, value).
+    pub attributes: BTreeMap<String, (&'static str, String)>,
+    pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+}
+
+impl Message {
+    /// Bytes SNS counts against its limits.
+    pub fn size(&self) -> usize {
+        self.body.len() + self.attributes.iter().map(|(k, (t, v))| k.len() + t.len() + v.len()).sum::<usize>()
+    }
+}
+
+/// The message for a record, or `None` when the predicate does not match.
+pub fn message(config: &NotifyConfig, pipeline: &str, fifo: bool, record_id: &str, body: &str) -> Option<Message> {
+    let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if let Some(p) = &config.when
+        && !matches(p, &value)
+    {
+        return None;
+    }
+    let mut attributes = BTreeMap::new();
+    attributes.insert("pipeline".to_string(), ("String", pipeline.to_string()));
+    for field in &config.attributes {
+        match value.get(field) {
+            Some(Value::Number(n)) => attributes.insert(field.clone(), ("Number", n.to_string())),
+            Some(Value::String(s)) if !s.is_empty() => attributes.insert(field.clone(), ("String", s.clone())),
+            Some(Value::Bool(b)) => attributes.insert(field.clone(), ("String", b.to_string())),
+            _ => None,
+        };
+    }
+    let (group_id, dedup_id) = if fifo {
+        let group = config
+            .group_by
+            .as_ref()
+            .and_then(|f| match value.get(f) {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| pipeline.to_string());
+        (Some(group), Some(hex::encode(Sha256::digest(record_id.as_bytes()))))
+    } else {
+        (None, None)
+    };
+    Some(Message { body: body.to_string(), attributes, group_id, dedup_id })
+}
+
+impl SnsTopic {
+    pub fn new(
+        client: Client,
+        runtime: tokio::runtime::Handle,
+        topic_arn: impl Into<String>,
+        pipeline: impl Into<String>,
+        config: NotifyConfig,
+    ) -> Self {
+        SnsTopic {
+            client,
+            runtime,
+            topic_arn: topic_arn.into(),
+            pipeline: pipeline.into(),
+            config,
+            backoff: Backoff::default(),
+        }
+    }
+
+    fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, String> {
+        let mut entry = PublishBatchRequestEntry::builder().id(id.to_string()).message(&m.body);
+        for (name, (data_type, value)) in &m.attributes {
+            let attr = MessageAttributeValue::builder()
+                .data_type(*data_type)
+                .string_value(value)
+                .build()
+                .map_err(|e| e.to_string())?;
+            entry = entry.message_attributes(name, attr);
+        }
+        entry
+            .set_message_group_id(m.group_id.clone())
+            .set_message_deduplication_id(m.dedup_id.clone())
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Publishes one request's worth; the result of each entry by its index.
+    async fn publish(&self, entries: &[(usize, &Message)]) -> Vec<(usize, EntryResult)> {
+        let mut request = self.client.publish_batch().topic_arn(&self.topic_arn);
+        for (index, m) in entries {
+            match Self::entry(*index, m) {
+                Ok(e) => request = request.publish_batch_request_entries(e),
+                Err(e) => return entries.iter().map(|(i, _)| (*i, EntryResult::Refused(e.clone()))).collect(),
+            }
+        }
+        match request.send().await {
+            Err(e) => {
+                let reason = format!("PublishBatch: {}", aws_sdk_sns::error::DisplayErrorContext(&e));
+                entries.iter().map(|(i, _)| (*i, EntryResult::Failed(reason.clone()))).collect()
+            }
+            Ok(out) => {
+                let mut results: BTreeMap<usize, EntryResult> =
+                    entries.iter().map(|(i, _)| (*i, EntryResult::Sent)).collect();
+                for f in out.failed() {
+                    let Ok(i) = f.id().parse::<usize>() else { continue };
+                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or_default());
+                    results.insert(
+                        i,
+                        if f.sender_fault() { EntryResult::Refused(reason) } else { EntryResult::Failed(reason) },
+                    );
+                }
+                results.into_iter().collect()
+            }
+        }
+    }
+
+    async fn write_async(&self, delivery: &Delivery<'_>) -> SinkReport {
+        let mut report = SinkReport::default();
+        let fifo = self.topic_arn.ends_with(".fifo");
+        let mut messages: BTreeMap<usize, Message> = BTreeMap::new();
+        for (index, e) in delivery.emitted.iter().enumerate() {
+            match message(&self.config, &self.pipeline, fifo, &e.record.id, &e.record.body) {
+                None => report.unchanged += 1,
+                Some(m) if m.size() > MAX_BATCH_BYTES => report.unwritable.push(Unwritable {
+                    index,
+                    reason: format!("notification is {} bytes, over SNS's {MAX_BATCH_BYTES}-byte limit", m.size()),
+                }),
+                Some(m) => {
+                    messages.insert(index, m);
+                }
+            }
+        }
+        let mut pending: Vec<usize> = messages.keys().copied().collect();
+        let mut last_reason = BTreeMap::new();
+        for attempt in 0..=self.backoff.attempts {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff.delay(attempt - 1)).await;
+            }
+            let sizes: Vec<(usize, usize)> = pending.iter().map(|i| (*i, messages[i].size())).collect();
+            let mut retry = Vec::new();
+            for request in pack(&sizes, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES) {
+                let entries: Vec<(usize, &Message)> = request.iter().map(|i| (*i, &messages[i])).collect();
+                for (index, result) in self.publish(&entries).await {
+                    match result {
+                        EntryResult::Sent => report.written += 1,
+                        EntryResult::Refused(reason) => report.unwritable.push(Unwritable { index, reason }),
+                        EntryResult::Failed(reason) => {
+                            last_reason.insert(index, reason);
+                            retry.push(index);
+                        }
+                    }
+                }
+            }
+            pending = retry;
+        }
+        report.failed.extend(pending.into_iter().map(|index| Failed {
+            index,
+            reason: last_reason.remove(&index).unwrap_or_else(|| "not published".into()),
+        }));
+        report
+    }
+}
+
+impl Sink for SnsTopic {
+    fn name(&self) -> String {
+        format!("sns:{}", self.topic_arn.rsplit(':').next().unwrap_or(&self.topic_arn))
+    }
+
+    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
+        Ok(self.runtime.clone().block_on(self.write_async(delivery)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::config::{Predicate, PredicateOp};
+
+    #[test]
+    fn messages_carry_typed_attributes_and_fifo_ids() {
+        let config = NotifyConfig {
+            topic: "t".into(),
+            when: Some(Predicate { field: "total".into(), op: PredicateOp::Gt, value: Some(toml::Value::Integer(10)) }),
+            attributes: vec!["currency".into(), "total".into(), "missing".into()],
+            group_by: Some("user".into()),
+        };
+        assert_eq!(message(&config, "orders", false, "r1", r#"{"total":5}"#), None);
+        let m = message(&config, "orders", false, "r1", r#"{"total":12.5,"currency":"EUR","user":"u1"}"#).unwrap();
+        assert_eq!(m.attributes["pipeline"], ("String", "orders".to_string()));
+        assert_eq!(m.attributes["total"], ("Number", "12.5".to_string()));
+        assert_eq!(m.attributes["currency"], ("String", "EUR".to_string()));
+        assert!(!m.attributes.contains_key("missing"));
+        assert_eq!((m.group_id, m.dedup_id), (None, None));
+        let f = message(&config, "orders", true, "r1", r#"{"total":12.5,"user":"u1"}"#).unwrap();
+        assert_eq!(f.group_id.as_deref(), Some("u1"));
+        assert_eq!(f.dedup_id.as_ref().map(String::len), Some(64));
+    }
+}
