@@ -1,6 +1,7 @@
 //! `weir`: the plugin author's tool. Scaffold a plugin, build it, golden-test it, run a whole
 //! pipeline locally on the embedded default sinks, generate load, read aggregates back.
 
+mod aws;
 mod golden;
 mod new;
 mod plugins;
@@ -29,11 +30,11 @@ enum Command {
     New(new::Args),
     /// Build plugin crates for wasm32-wasip2 and check each against the weir world.
     Build(plugins::BuildArgs),
-    /// Run a pipeline locally: inputs -> chain -> embedded sinks in an output directory.
+    /// Run a pipeline: inputs -> chain -> embedded sinks in an output directory, or the AWS sinks with --aws.
     Run(run::Args),
     /// Golden-test a plugin: run it on inputs and diff against expected outputs.
     Test(golden::Args),
-    /// Generate load: SQS-event payload files of orders.
+    /// Generate load: orders as SQS-event payload files, or sent to a real queue with --queue-url.
     Send(send::Args),
     /// Read aggregates back from a run's output directory.
     Stats(stats::Args),

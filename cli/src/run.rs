@@ -1,4 +1,6 @@
-//! `weir run`: a whole pipeline on this machine, on the embedded default sinks.
+//! `weir run`: a whole pipeline on this machine, on the embedded default sinks, or with `--aws`
+//! on the AWS sinks the same `weir.toml` names (DynamoDB, SNS, S3, the dead-letter queue), with
+//! objects named by S3 events read from S3.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use weir_host::aws::Bindings;
 use weir_host::pipeline::{Pipeline, RunStats, Runner, StageSummary};
-use weir_host::sink::Sink;
 use weir_host::sink::local::{Database, NotifyFile, ObjectFiles, RejectedFile, TableSink};
+use weir_host::sink::{DeadLetterSink, Sink};
 use weir_host::source::{self, OpenOptions, Progress};
 use weir_host::{ArtifactCache, Chain, Engine};
 
@@ -32,6 +35,16 @@ pub struct Args {
     /// Exit with status 1 if any record was rejected.
     #[arg(long)]
     fail_on_reject: bool,
+    /// Write to AWS (DynamoDB, SNS, S3, the dead-letter queue) instead of the output directory,
+    /// and read objects named by S3 events from S3.
+    #[arg(long)]
+    aws: bool,
+    /// Map a name in weir.toml to a deployed resource: KIND.NAME=RESOURCE with KIND one of
+    /// table, topic, queue, bucket (e.g. table.orders=prod-orders). Unbound names stand for themselves.
+    #[arg(long = "bind", value_name = "KIND.NAME=RESOURCE", requires = "aws")]
+    bind: Vec<String>,
+    #[command(flatten)]
+    aws_args: crate::aws::AwsArgs,
 }
 
 /// What `--json` prints.
@@ -43,7 +56,11 @@ struct Summary<'a> {
     records_per_sec: f64,
     conserved: bool,
     stages: Vec<StageSummary>,
-    out: &'a Path,
+    /// The output directory (local runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out: Option<&'a Path>,
+    /// Inputs whose effects could not be completed, with the reason (to retry).
+    failures: &'a std::collections::BTreeMap<String, String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -61,26 +78,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     spinner.finish_and_clear();
     let chain = Chain::new(specs)?;
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let db = if pipeline.tables.is_empty() { None } else { Some(Database::open(&args.out)?) };
-    if let Some(db) = &db {
-        for table in &pipeline.tables {
-            sinks.push(Box::new(TableSink::new(db.clone(), table.clone())?));
+    // On AWS: the clients' runtime lives as long as the run; the sinks block on it from here.
+    let mut _runtime = None;
+    let mut objects = None;
+    let mut db = None;
+    let mut rejected_path = None;
+    let bindings = Bindings::parse(args.bind.iter().map(String::as_str))?;
+    let (sinks, rejected): (Vec<Box<dyn Sink>>, Box<dyn DeadLetterSink>) = if args.aws {
+        let (runtime, aws) = args.aws_args.connect()?;
+        let sinks = runtime.block_on(aws.sinks(&pipeline, &bindings))?;
+        objects = Some(aws.objects(&pipeline, &bindings));
+        _runtime = Some(runtime);
+        sinks
+    } else {
+        if args.aws_args.endpoint_url.is_some() || args.aws_args.dynamodb_endpoint_url.is_some() {
+            tracing::info!("AWS endpoints are only used with --aws");
         }
-    }
-    if let Some(n) = &pipeline.notify {
-        sinks.push(Box::new(NotifyFile::new(&args.out, n.clone())));
-    }
-    if let Some(o) = &pipeline.objects {
-        sinks.push(Box::new(ObjectFiles::new(&args.out, o.clone())));
-    }
-    let rejected = RejectedFile::new(
-        &args.out,
-        pipeline.dead_letter.as_ref().map(|d| d.queue.clone()).unwrap_or_else(|| "rejected".into()),
-    );
-    let rejected_path = rejected.path().to_path_buf();
-    let mut runner = Runner::new(chain, sinks, Box::new(rejected), pipeline.batch_size);
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if !pipeline.tables.is_empty() {
+            let database = Database::open(&args.out)?;
+            for table in &pipeline.tables {
+                sinks.push(Box::new(TableSink::new(database.clone(), table.clone())?));
+            }
+            db = Some(database);
+        }
+        if let Some(n) = &pipeline.notify {
+            sinks.push(Box::new(NotifyFile::new(&args.out, n.clone())));
+        }
+        if let Some(o) = &pipeline.objects {
+            sinks.push(Box::new(ObjectFiles::new(&args.out, o.clone())));
+        }
+        let rejected = RejectedFile::new(
+            &args.out,
+            pipeline.dead_letter.as_ref().map(|d| d.queue.clone()).unwrap_or_else(|| "rejected".into()),
+        );
+        rejected_path = Some(rejected.path().to_path_buf());
+        (sinks, Box::new(rejected))
+    };
+    let mut runner = Runner::new(chain, sinks, rejected, pipeline.batch_size);
 
     let total_bytes: u64 = args.input.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let bar = if quiet {
@@ -97,7 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut done_bytes = 0u64;
     for input in &args.input {
         let progress = Progress::default();
-        let options = OpenOptions { s3_root: args.s3_root.clone(), objects: None, progress: progress.clone() };
+        let options =
+            OpenOptions { s3_root: args.s3_root.clone(), objects: objects.clone(), progress: progress.clone() };
         let items = source::open_file(input, &options)?;
         let base = done_bytes;
         runner.run(items, |stats| {
@@ -117,12 +154,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         records_per_sec: stats.records_per_sec(),
         conserved: stats.is_conserved(),
         stages: runner.stages(),
-        out: &args.out,
+        out: (!args.aws).then_some(args.out.as_path()),
+        failures: runner.failures(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_summary(&summary, db.as_ref().map(|d| d.path()), &rejected_path, &pipeline);
+        print_summary(&summary, db.as_ref().map(|d| d.path()), rejected_path.as_deref(), &pipeline, &bindings);
+    }
+    if stats.failed > 0 {
+        eprintln!(
+            "error: {} input(s) could not be completed (listed above); nothing else was lost: run them again, \
+             writes are idempotent",
+            stats.failed
+        );
+        return Ok(ExitCode::from(1));
     }
     if !stats.is_conserved() {
         anyhow::bail!("record accounting does not add up: {stats:?}");
@@ -131,7 +177,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(if args.fail_on_reject && rejected_any { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn print_summary(s: &Summary<'_>, db: Option<&Path>, rejected: &Path, pipeline: &Pipeline) {
+fn print_summary(
+    s: &Summary<'_>,
+    db: Option<&Path>,
+    rejected: Option<&Path>,
+    pipeline: &Pipeline,
+    bindings: &Bindings,
+) {
     let t = s.totals;
     println!(
         "pipeline {}  ({} batches, {:.2}s, {:.0} records/s)",
@@ -163,16 +215,53 @@ fn print_summary(s: &Summary<'_>, db: Option<&Path>, rejected: &Path, pipeline: 
     );
     println!("every input accounted for: {}", if s.conserved { "yes" } else { "NO" });
     println!();
-    println!("results in {}:", s.out.display());
-    if let Some(db) = db {
-        let names: Vec<&str> = pipeline.tables.iter().map(|t| t.name.as_str()).collect();
-        println!("  tables        {}  ({})   -> weir stats --out {}", db.display(), names.join(", "), s.out.display());
+    let dead_letters = t.dead_letters.values().sum::<u64>();
+    match s.out {
+        Some(out) => {
+            println!("results in {}:", out.display());
+            if let Some(db) = db {
+                let names: Vec<&str> = pipeline.tables.iter().map(|t| t.name.as_str()).collect();
+                println!(
+                    "  tables        {}  ({})   -> weir stats --out {}",
+                    db.display(),
+                    names.join(", "),
+                    out.display()
+                );
+            }
+            if pipeline.notify.is_some() {
+                println!("  notifications {}", out.join("notifications.jsonl").display());
+            }
+            if let Some(o) = &pipeline.objects {
+                println!("  objects       {}", out.join("objects").join(&o.bucket).display());
+            }
+            if let Some(rejected) = rejected {
+                println!("  rejected      {}  ({dead_letters} dead letters)", rejected.display());
+            }
+        }
+        None => {
+            println!("results on AWS:");
+            for table in &pipeline.tables {
+                println!("  table         {}  ({})", bindings.table(&table.name), table.mode.name());
+            }
+            if let Some(n) = &pipeline.notify {
+                println!("  notifications topic {}", bindings.topic(&n.topic));
+            }
+            if let Some(o) = &pipeline.objects {
+                println!("  objects       s3://{}/{}", bindings.bucket(&o.bucket), o.prefix);
+            }
+            if let Some(d) = &pipeline.dead_letter {
+                println!("  rejected      queue {}  ({dead_letters} dead letters)", bindings.queue(&d.queue));
+            }
+        }
     }
-    if pipeline.notify.is_some() {
-        println!("  notifications {}", s.out.join("notifications.jsonl").display());
+    if !s.failures.is_empty() {
+        println!();
+        println!("failed inputs (not done; retry them):");
+        for (id, reason) in s.failures.iter().take(20) {
+            println!("  {id}: {reason}");
+        }
+        if s.failures.len() > 20 {
+            println!("  ... and {} more (see --json)", s.failures.len() - 20);
+        }
     }
-    if let Some(o) = &pipeline.objects {
-        println!("  objects       {}", s.out.join("objects").join(&o.bucket).display());
-    }
-    println!("  rejected      {}  ({} dead letters)", rejected.display(), t.dead_letters.values().sum::<u64>());
 }

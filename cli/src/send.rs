@@ -1,11 +1,14 @@
-//! `weir send`: a load generator. Writes SQS-event payload files (what Lambda receives from an
-//! SQS event source mapping) full of generated orders, a share of them deliberately bad.
+//! `weir send`: a load generator. Generated orders, a share of them deliberately bad, either
+//! written as SQS-event payload files (what Lambda receives from an SQS event source mapping), or
+//! with `--queue-url` sent to a real queue with `SendMessageBatch` (up to 10 per call), failed
+//! entries retried.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
 
@@ -14,13 +17,15 @@ pub struct Args {
     /// Messages (orders) in all.
     #[arg(long, default_value_t = 1000)]
     count: u64,
-    /// Messages per event (SQS delivers up to 10 per batch without a batching window, up to 10000 with one).
+    /// Messages per event file (SQS delivers up to 10 per batch without a batching window, up to
+    /// 10000 with one), or per SendMessageBatch call with --queue-url (at most 10).
     #[arg(long, default_value_t = 10)]
     batch_size: u64,
-    /// Pad each event to about this many KiB (0 = no padding; SQS messages are at most 256 KiB).
+    /// Pad each event (or each SendMessageBatch call) to about this many KiB (0 = no padding;
+    /// SQS takes at most 256 KiB per message and per call).
     #[arg(long, default_value_t = 0)]
     target_kb: u64,
-    /// Events per second (0 = as fast as possible).
+    /// Events (or SendMessageBatch calls) per second (0 = as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
     /// Share of deliberately bad orders (0..1).
@@ -32,6 +37,11 @@ pub struct Args {
     /// Directory for the event files.
     #[arg(long, default_value = "events")]
     out: PathBuf,
+    /// Send the orders to this SQS queue instead of writing event files.
+    #[arg(long)]
+    queue_url: Option<String>,
+    #[command(flatten)]
+    aws: crate::aws::AwsArgs,
 }
 
 /// SplitMix64: small, fast, reproducible; plenty for test data.
@@ -82,6 +92,33 @@ pub fn order(rng: &mut Rng, i: u64, bad: u64) -> Value {
     o
 }
 
+/// The orders of batch `e` (of `n` messages), each padded so the batch is about `target_kb`.
+fn batch(args: &Args, rng: &mut Rng, e: u64, n: u64) -> Vec<(u64, Value)> {
+    let pad = if args.target_kb > 0 { (args.target_kb * 1024 / n.max(1)) as usize } else { 0 };
+    (0..n)
+        .map(|k| {
+            let i = e * args.batch_size + k;
+            let bad = if rng.chance(args.bad_share) { 1 + rng.below(5) } else { 0 };
+            let mut o = order(rng, i, bad);
+            if pad > 0 {
+                let size = o.to_string().len();
+                o["note"] = json!("x".repeat(pad.saturating_sub(size + 12)));
+            }
+            (i, o)
+        })
+        .collect()
+}
+
+/// Waits until batch `e` is due at `rate` per second.
+fn pace(rate: f64, started: Instant, e: u64) {
+    if rate > 0.0 {
+        let due = Duration::from_secs_f64((e + 1) as f64 / rate);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.batch_size == 0 || args.batch_size > 10_000 {
         bail!("--batch-size must be 1..=10000");
@@ -89,6 +126,86 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.bad_share) {
         bail!("--bad-share must be between 0 and 1");
     }
+    match args.queue_url.clone() {
+        Some(url) => to_queue(&args, &url),
+        None => to_files(&args),
+    }
+}
+
+fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
+    if args.batch_size > 10 {
+        bail!("--batch-size must be 1..=10 with --queue-url (SendMessageBatch takes at most 10 messages)");
+    }
+    if args.target_kb > 256 {
+        bail!("--target-kb must be at most 256 with --queue-url (SendMessageBatch takes at most 256 KiB)");
+    }
+    let (runtime, aws) = args.aws.connect()?;
+    let mut rng = Rng::new(args.seed);
+    let batches = args.count.div_ceil(args.batch_size);
+    let bar = ProgressBar::new(args.count);
+    let started = Instant::now();
+    let (mut sent, mut failed) = (0u64, Vec::new());
+    for e in 0..batches {
+        let n = args.batch_size.min(args.count - e * args.batch_size);
+        let orders = batch(args, &mut rng, e, n);
+        let mut pending: Vec<SendMessageBatchRequestEntry> = orders
+            .iter()
+            .map(|(i, o)| {
+                let channel = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(o["channel"].as_str().unwrap_or("unknown"))
+                    .build()?;
+                Ok(SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(o.to_string())
+                    .message_attributes("channel", channel)
+                    .build()?)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        for attempt in 0..5u32 {
+            let out = runtime
+                .block_on(aws.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(pending.clone())).send());
+            let out = match out {
+                Ok(out) => out,
+                Err(e) if attempt < 4 => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SendMessageBatch failed; retrying");
+                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                    continue;
+                }
+                Err(e) => bail!("SendMessageBatch to {queue_url}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
+            };
+            sent += out.successful().len() as u64;
+            bar.inc(out.successful().len() as u64);
+            let retry: Vec<String> =
+                out.failed().iter().filter(|f| !f.sender_fault()).map(|f| f.id().to_string()).collect();
+            for f in out.failed().iter().filter(|f| f.sender_fault()) {
+                failed.push(format!("{}: {} {}", f.id(), f.code(), f.message().unwrap_or_default()));
+            }
+            pending.retain(|entry| retry.iter().any(|id| id == entry.id()));
+            if pending.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100 << attempt));
+        }
+        failed.extend(pending.iter().map(|p| format!("{}: still failing after 5 attempts", p.id())));
+        pace(args.rate, started, e);
+    }
+    bar.finish_and_clear();
+    println!(
+        "sent {sent} messages in {batches} SendMessageBatch calls to {queue_url} ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        for f in &failed {
+            eprintln!("not sent: {f}");
+        }
+        eprintln!("error: {} message(s) were not sent", failed.len());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_files(args: &Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut rng = Rng::new(args.seed);
     let events = args.count.div_ceil(args.batch_size);
@@ -97,16 +214,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut written = 0u64;
     for e in 0..events {
         let n = args.batch_size.min(args.count - e * args.batch_size);
-        let pad = if args.target_kb > 0 { (args.target_kb * 1024 / n.max(1)) as usize } else { 0 };
         let mut records = Vec::with_capacity(n as usize);
-        for k in 0..n {
-            let i = e * args.batch_size + k;
-            let bad = if rng.chance(args.bad_share) { 1 + rng.below(5) } else { 0 };
-            let mut o = order(&mut rng, i, bad);
-            if pad > 0 {
-                let size = o.to_string().len();
-                o["note"] = json!("x".repeat(pad.saturating_sub(size + 12)));
-            }
+        for (i, o) in batch(args, &mut rng, e, n) {
             records.push(json!({
                 "messageId": format!("{:08x}-0000-4000-8000-{:012x}", args.seed as u32, i),
                 "receiptHandle": format!("AQEB{i}"),
@@ -131,12 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(&path, serde_json::to_vec(&event)?).with_context(|| format!("writing {}", path.display()))?;
         written += n;
         bar.inc(1);
-        if args.rate > 0.0 {
-            let due = Duration::from_secs_f64((e + 1) as f64 / args.rate);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
+        pace(args.rate, started, e);
     }
     bar.finish_and_clear();
     println!("wrote {written} messages in {events} SQS events to {}", args.out.display());

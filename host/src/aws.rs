@@ -41,6 +41,8 @@ pub enum AwsError {
 pub struct AwsOptions {
     /// One endpoint for every service (a local emulator); S3 is then addressed path-style.
     pub endpoint_url: Option<String>,
+    /// A separate endpoint for DynamoDB (e.g. dynalite beside moto), over `endpoint_url`.
+    pub dynamodb_endpoint_url: Option<String>,
     /// Overrides the region from the environment and profile.
     pub region: Option<String>,
     /// Attempts per request, the first included.
@@ -51,7 +53,7 @@ pub struct AwsOptions {
 
 impl Default for AwsOptions {
     fn default() -> Self {
-        AwsOptions { endpoint_url: None, region: None, max_attempts: 5, adaptive: false }
+        AwsOptions { endpoint_url: None, dynamodb_endpoint_url: None, region: None, max_attempts: 5, adaptive: false }
     }
 }
 
@@ -81,7 +83,12 @@ impl Aws {
             loader = loader.region(Region::new(region.clone()));
         }
         let config = loader.load().await;
-        Aws::from_config(config, options.endpoint_url.is_some(), runtime)
+        let mut aws = Aws::from_config(config, options.endpoint_url.is_some(), runtime);
+        if let Some(url) = &options.dynamodb_endpoint_url {
+            let conf = aws_sdk_dynamodb::config::Builder::from(&aws.config).endpoint_url(url).build();
+            aws.dynamodb = aws_sdk_dynamodb::Client::from_conf(conf);
+        }
+        aws
     }
 
     /// Clients from a loaded config; `path_style` for S3 emulators.

@@ -356,6 +356,17 @@ pub enum TableMode {
     Aggregate { group_by: String, counters: Vec<Counter> },
 }
 
+impl TableMode {
+    /// The mode as `weir.toml` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TableMode::Put => "put",
+            TableMode::PutIfAbsent => "put-if-absent",
+            TableMode::Aggregate { .. } => "aggregate",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {
     pub name: String,

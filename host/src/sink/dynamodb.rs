@@ -268,11 +268,7 @@ impl DynamoTable {
     /// record, put only if absent, and one `ADD` of the summed deltas on the group's item.
     /// Markers that already exist (redeliveries) are dropped and the rest retried; conflicts with
     /// a concurrent writer and throttling are retried with backoff.
-    async fn aggregate_group(
-        &self,
-        group: AttributeValue,
-        mut members: Vec<(usize, String, Vec<Decimal>)>,
-    ) -> GroupResult {
+    async fn aggregate_group(&self, group: AttributeValue, mut members: Vec<Member>) -> GroupResult {
         let key = &self.config.key[0];
         let mut result = GroupResult::default();
         let expires = self.marker_ttl.map(|ttl| {
