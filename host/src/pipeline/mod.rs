@@ -117,9 +117,64 @@ impl Runner {
     pub fn run(
         &mut self,
         items: impl Iterator<Item = SourceItem>,
-        mut on_batch: impl FnMut(&RunStats),
+        on_batch: impl FnMut(&RunStats),
     ) -> Result<(), SinkError> {
-        let started = Instant::now();
+        let failed = self.run_items(items, on_batch)?;
+        for (id, reason) in failed {
+            self.failures.entry(id).or_insert(reason);
+        }
+        Ok(())
+    }
+
+    /// Runs one SQS batch as Lambda delivers it (`Records` of an SQS event): each message is a
+    /// record (id = messageId), or, when it carries an S3 event (directly or inside an SNS
+    /// notification), the rows of the objects it names; `s3:TestEvent` messages are done.
+    /// Returns the messages (by messageId) some effect of which could not be completed, with
+    /// the first reason: exactly the ones to report as `batchItemFailures` so SQS redelivers
+    /// them. Every other message is done: delivered, filtered, or in the dead-letter queue.
+    pub fn run_sqs_event(
+        &mut self,
+        records: &[serde_json::Value],
+        objects: &crate::source::objects::Objects,
+    ) -> Result<BTreeMap<String, String>, SinkError> {
+        use crate::source::lambda::{Envelope, envelope, read_objects, sqs_records};
+        let mut failed = BTreeMap::new();
+        let mut plain = Vec::new();
+        for (i, m) in records.iter().enumerate() {
+            let id = m.get("messageId").and_then(serde_json::Value::as_str).map(String::from);
+            let id = id.unwrap_or_else(|| format!("sqs#{}", i + 1));
+            match m.get("body").and_then(serde_json::Value::as_str).map(envelope) {
+                Some(Envelope::S3(refs)) => {
+                    // The rows of its objects, as one unit: any failed row fails the message
+                    // (a redelivery re-reads the object; sinks absorb what was already done).
+                    let rows = self.run_items(read_objects(refs, objects.clone()), |_| {})?;
+                    if let Some((row, reason)) = rows.into_iter().next() {
+                        failed.insert(id, format!("{row}: {reason}"));
+                    }
+                }
+                Some(Envelope::TestEvent) => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
+                Some(Envelope::Notification(message)) => {
+                    let mut m = m.clone();
+                    m["body"] = serde_json::Value::String(message);
+                    plain.push(m);
+                }
+                _ => plain.push(m.clone()),
+            }
+        }
+        if !plain.is_empty() {
+            failed.extend(self.run_items(sqs_records(&plain).into_iter(), |_| {})?);
+        }
+        Ok(failed)
+    }
+
+    /// [`Runner::run`], returning the inputs that failed in this run.
+    fn run_items(
+        &mut self,
+        items: impl Iterator<Item = SourceItem>,
+        mut on_batch: impl FnMut(&RunStats),
+    ) -> Result<BTreeMap<String, String>, SinkError> {
+        let mut failures = BTreeMap::new();
+        let (started, before) = (Instant::now(), self.stats.elapsed);
         let mut records = Vec::with_capacity(self.batch_size);
         let mut letters = Vec::new();
         let mut items = items.peekable();
@@ -141,20 +196,20 @@ impl Runner {
                     Some(SourceItem::Failed(u)) => {
                         self.stats.inputs += 1;
                         self.stats.failed += 1;
-                        self.failures.entry(u.id).or_insert(u.reason);
+                        failures.entry(u.id).or_insert(u.reason);
                     }
                 }
             }
             let batch = std::mem::take(&mut records);
             let outcome = self.process(batch, std::mem::take(&mut letters))?;
             for (id, reason) in outcome.failed {
-                self.failures.entry(id).or_insert(reason);
+                failures.entry(id).or_insert(reason);
             }
-            self.stats.elapsed = started.elapsed();
+            self.stats.elapsed = before + started.elapsed();
             on_batch(&self.stats);
         }
-        self.stats.elapsed = started.elapsed();
-        Ok(())
+        self.stats.elapsed = before + started.elapsed();
+        Ok(failures)
     }
 
     /// Runs one batch of records through the chain and into the sinks. `unreadable` are

@@ -252,7 +252,7 @@ pub fn read_json<R: BufRead + Send + 'static>(
 }
 
 /// Reads each object in turn.
-fn read_objects(refs: Vec<ObjectRef>, objects: Objects) -> Items {
+pub fn read_objects(refs: Vec<ObjectRef>, objects: Objects) -> Items {
     Box::new(refs.into_iter().flat_map(move |o| read_object(&objects, &o.bucket, &o.key)))
 }
 

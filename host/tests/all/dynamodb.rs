@@ -1,16 +1,10 @@
 //! The DynamoDB table sink on the real wire protocol. `put` and `put-if-absent` run against
 //! dynalite (npm), which behaves like DynamoDB where moto does not (concurrent updates, the
-//! 25-item batch limit, conditional writes). Aggregates use `TransactWriteItems`, which
-//! dynalite does not implement, so they run against moto server (PyPI); moto loses concurrent
-//! updates, so the concurrent-redelivery case is not asserted there. The harness installs each
-//! emulator when missing (dynalite into `target/emulators`, moto into `.venv-moto`, the venv the
-//! terraform tests share), starts it on a free loopback port per test, and stops it; where it
-//! cannot be installed the test says SKIPPED and returns.
-
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! 25-item batch limit, conditional writes, the 400 KB limit). Aggregates use
+//! `TransactWriteItems`, which dynalite does not implement, so they run against moto server
+//! (PyPI) started one-request-at-a-time (see `emulators`), which makes its updates atomic as
+//! DynamoDB's are, so concurrent redelivery is asserted too. Each test starts its own emulator
+//! on a free loopback port and stops it; where one cannot be installed the test says SKIPPED.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -22,98 +16,33 @@ use weir_host::report::Emitted;
 use weir_host::sink::dynamodb::{DynamoTable, from_attribute};
 use weir_host::sink::{Delivery, Sink};
 
+use crate::emulators::{self, Process};
+
 struct Emulator {
-    child: Child,
     client: Client,
     rt: tokio::runtime::Runtime,
+    _process: Process,
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn emulators() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/emulators")
-}
-
-/// Installs (once) and starts dynalite; `None` (after saying SKIPPED) without npm.
+/// dynalite, or `None` after saying SKIPPED.
 fn dynalite() -> Option<Emulator> {
-    let prefix = emulators();
-    let cli = prefix.join("node_modules/dynalite/cli.js");
-    if !cli.exists() {
-        std::fs::create_dir_all(&prefix).ok()?;
-        let installed = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-            .arg(&prefix)
-            .arg("dynalite@4.0.0")
-            .status();
-        if !matches!(installed, Ok(s) if s.success()) || !cli.exists() {
-            eprintln!(
-                "SKIPPED: dynalite could not be installed with npm ({installed:?}); DynamoDB sink tests did not run"
-            );
-            return None;
-        }
-    }
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let child = Command::new("node")
-        .arg(&cli)
-        .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--createTableMs", "0", "--deleteTableMs", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn();
-    let Ok(child) = child else {
-        eprintln!("SKIPPED: node could not start dynalite; DynamoDB sink tests did not run");
-        return None;
-    };
-    connect(child, port)
+    connect(emulators::dynalite()?)
 }
 
-/// Installs moto server into `.venv-moto` (shared with terraform/tests/run.sh) and starts it.
+/// moto server, or `None` after saying SKIPPED.
 fn moto() -> Option<Emulator> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = root.join(".venv-moto");
-    let server = venv.join("bin/moto_server");
-    if !server.exists() {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "moto[server]==5.2.5", "boto3"])
-                .status()
-                .is_ok_and(|s| s.success());
-        if !ok || !server.exists() {
-            eprintln!(
-                "SKIPPED: moto server could not be installed into {}; aggregate sink test did not run",
-                venv.display()
-            );
-            return None;
-        }
-    }
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let child = Command::new(&server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    connect(child, port)
+    connect(emulators::moto()?)
 }
 
-fn connect(child: Child, port: u16) -> Option<Emulator> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "emulator did not start listening on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn connect(process: Process) -> Option<Emulator> {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version_latest()
         .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .endpoint_url(process.endpoint())
         .credentials_provider(Credentials::new("fake", "fake", None, None, "weir-tests"))
         .build();
     let rt = tokio::runtime::Runtime::new().expect("tokio");
-    Some(Emulator { child, client: Client::from_conf(config), rt })
+    Some(Emulator { client: Client::from_conf(config), rt, _process: process })
 }
 
 impl Emulator {
@@ -234,6 +163,41 @@ fn aggregates_count_each_record_once_however_often_it_is_delivered() {
         // Compared as exact decimals: moto writes 1 as "1.0" (DynamoDB would normalise it).
         let spend = rust_decimal::Decimal::from_str_exact(&g["spend"].to_string()).unwrap().normalize();
         assert_eq!(spend.to_string(), if extra == 1 { "3.5" } else { "1" }, "ten times 0.1 is exactly 1");
+    }
+}
+
+#[test]
+fn aggregates_delivered_concurrently_by_two_consumers_count_once() {
+    let Some(db) = moto() else { return };
+    db.create_table("stats", "user_id");
+    let mode = TableMode::Aggregate {
+        group_by: "user_id".into(),
+        counters: vec![Counter { name: "orders".into(), op: CounterOp::Count, field: None }],
+    };
+    // 120 records in 3 groups: more than one transaction's worth of markers per group.
+    let bodies: Vec<(String, String)> =
+        (0..360).map(|i| (format!("m-{i}"), format!(r#"{{"user_id":"u{}"}}"#, i % 3))).collect();
+    let batch = emitted(&bodies);
+    let reports: Vec<weir_host::sink::SinkReport> = std::thread::scope(|scope| {
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut sink = db.sink("stats", "user_id", mode.clone());
+                let batch = &batch;
+                scope.spawn(move || write(&mut sink, batch))
+            })
+            .collect();
+        consumers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for r in &reports {
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert_eq!(r.written + r.unchanged, 360);
+    }
+    assert_eq!(reports[0].written + reports[1].written, 360, "each record counted by exactly one consumer");
+    let groups: Vec<Value> =
+        db.scan("stats").into_iter().filter(|i| !i["user_id"].as_str().unwrap().starts_with("weir-seen#")).collect();
+    assert_eq!(groups.len(), 3);
+    for g in &groups {
+        assert_eq!(g["orders"], 120, "{g}");
     }
 }
 

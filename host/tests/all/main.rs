@@ -4,7 +4,9 @@
 mod cache;
 mod config;
 mod dynamodb;
+mod emulators;
 mod examples;
+mod flows;
 mod hostile;
 mod loading;
 mod pipeline;

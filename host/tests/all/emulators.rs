@@ -1,0 +1,140 @@
+//! Local AWS emulators for the integration tests: installed when missing, started on free
+//! loopback ports, stopped on drop.
+//!
+//! - dynalite 4.0.0 (npm, into `target/emulators`): DynamoDB that behaves like DynamoDB for
+//!   concurrency, limits and conditional writes, but without transactions.
+//! - moto server 5.2.5 (PyPI, into `.venv-moto`, the venv terraform/tests/run.sh shares): S3,
+//!   SQS, SNS and DynamoDB with transactions. Started through `tests/emulators/moto_serial.py`,
+//!   which applies one request at a time, because moto's DynamoDB races on concurrent requests
+//!   (DynamoDB applies each atomically; see that file).
+//! - `tests/emulators/fault_proxy.py`: throttling, 500s and dropped connections in front of one.
+//!
+//! Where an emulator cannot be installed the caller prints SKIPPED and returns: loud, not silent.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A running emulator process; killed on drop.
+pub struct Process {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+static INSTALL: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> Option<u16> {
+    Some(TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port())
+}
+
+fn started(mut command: Command, port: u16, what: &str) -> Option<Process> {
+    let child = match command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("SKIPPED: cannot start {what}: {e}");
+            return None;
+        }
+    };
+    let process = Process { child, port };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(process)
+}
+
+/// dynalite on a free port; `None` (after saying SKIPPED) without npm/node.
+pub fn dynalite() -> Option<Process> {
+    let prefix = root().join("target/emulators");
+    let cli = prefix.join("node_modules/dynalite/cli.js");
+    {
+        let _guard = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !cli.exists() {
+            std::fs::create_dir_all(&prefix).ok()?;
+            let installed = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+                .arg(&prefix)
+                .arg("dynalite@4.0.0")
+                .status();
+            if !matches!(installed, Ok(s) if s.success()) || !cli.exists() {
+                eprintln!("SKIPPED: dynalite could not be installed with npm ({installed:?}); this test did not run");
+                return None;
+            }
+        }
+    }
+    let port = free_port()?;
+    let mut command = Command::new("node");
+    command.arg(&cli).args([
+        "--port",
+        &port.to_string(),
+        "--host",
+        "127.0.0.1",
+        "--createTableMs",
+        "0",
+        "--deleteTableMs",
+        "0",
+    ]);
+    started(command, port, "dynalite")
+}
+
+/// The project's Python venv with moto server; `None` (after saying SKIPPED) if it cannot be made.
+pub fn moto_python() -> Option<PathBuf> {
+    let venv = root().join(".venv-moto");
+    let python = venv.join("bin/python");
+    let _guard = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !venv.join("bin/moto_server").exists() {
+        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "moto[server]==5.2.5", "boto3"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok || !venv.join("bin/moto_server").exists() {
+            eprintln!("SKIPPED: moto server could not be installed into {}; this test did not run", venv.display());
+            return None;
+        }
+    }
+    Some(python)
+}
+
+/// moto server (one request at a time, see the module docs) on a free port.
+pub fn moto() -> Option<Process> {
+    let python = moto_python()?;
+    let port = free_port()?;
+    let mut command = Command::new(python);
+    command.arg(root().join("tests/emulators/moto_serial.py")).args(["127.0.0.1", &port.to_string()]);
+    started(command, port, "moto server")
+}
+
+/// The fault-injection proxy in front of `upstream`: `share` of requests get a fault.
+pub fn fault_proxy(upstream: u16, share: f64, seed: u64) -> Option<Process> {
+    let python = moto_python()?;
+    let port = free_port()?;
+    let mut command = Command::new(python);
+    command.arg(root().join("tests/emulators/fault_proxy.py")).args([
+        port.to_string(),
+        upstream.to_string(),
+        share.to_string(),
+        seed.to_string(),
+    ]);
+    started(command, port, "fault proxy")
+}
