@@ -2,7 +2,8 @@
 # weir's whole test suite: the README's test command, and what CI runs (.ci/run).
 #
 #   1. the Rust workspace (host, CLI, ...): `cargo test --workspace`; its build script compiles
-#      the example and hostile plugins to wasm32-wasip2 first;
+#      the example and hostile plugins to wasm32-wasip2 first; the AWS integration tests run
+#      against moto server and dynalite, installed here (into .venv-moto and target/emulators);
 #   2. the plugin workspace's native unit tests (SDK and example plugins, no wasm);
 #   3. terraform/: fmt, validate, `terraform test` with a mocked provider, checkov, and a real
 #      apply against the local AWS emulator (terraform/tests/run.sh; installs its own venvs).
@@ -38,6 +39,22 @@ cargo_suite() {
 if command -v rustup >/dev/null 2>&1; then
   # rust-toolchain.toml names the toolchain and the wasm32-wasip2 target; make sure both are here.
   rustup target add wasm32-wasip2 >/dev/null 2>&1 || echo "warning: could not add the wasm32-wasip2 target with rustup"
+fi
+
+# The local AWS emulators the integration tests start (they install them themselves when
+# missing; doing it once here keeps parallel tests from racing to install). A failure here is
+# not fatal: the tests that need an emulator then say SKIPPED.
+section "emulators"
+if [ ! -x .venv-moto/bin/moto_server ]; then
+  echo "installing moto[server]==5.2.5 into .venv-moto"
+  { python3 -m venv .venv-moto && .venv-moto/bin/pip install --quiet 'moto[server]==5.2.5' boto3; } \
+    || echo "warning: could not install moto server; emulator tests will be SKIPPED"
+fi
+if [ ! -f target/emulators/node_modules/dynalite/cli.js ]; then
+  echo "installing dynalite@4.0.0 into target/emulators"
+  mkdir -p target/emulators
+  npm install --no-audit --no-fund --loglevel=error --prefix target/emulators dynalite@4.0.0 \
+    || echo "warning: could not install dynalite; DynamoDB sink tests will be SKIPPED"
 fi
 
 cargo_suite workspace cargo test --workspace --locked

@@ -168,11 +168,11 @@ fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
             let out = match out {
                 Ok(out) => out,
                 Err(e) if attempt < 4 => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SendMessageBatch failed; retrying");
+                    tracing::warn!(error = %weir_host::aws::describe(&e), "SendMessageBatch failed; retrying");
                     std::thread::sleep(Duration::from_millis(200 << attempt));
                     continue;
                 }
-                Err(e) => bail!("SendMessageBatch to {queue_url}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
+                Err(e) => bail!("SendMessageBatch to {queue_url}: {}", weir_host::aws::describe(&e)),
             };
             sent += out.successful().len() as u64;
             bar.inc(out.successful().len() as u64);

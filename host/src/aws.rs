@@ -25,6 +25,21 @@ use crate::sink::sqs::{Offload, SqsDeadLetters};
 use crate::sink::{DeadLetterSink, Sink};
 use crate::source::objects::{ObjectFilter, Objects, S3Objects};
 
+/// An AWS SDK error in one line: `Code: message` for an error the service answered, else the
+/// chain of causes (a timeout, a dropped connection, ...).
+pub fn describe<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(service) => {
+            format!("{}: {}", service.code().unwrap_or("ServiceError"), service.message().unwrap_or("(no message)"))
+        }
+        None => aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
 /// Something about the AWS setup is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
@@ -127,7 +142,7 @@ impl Aws {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::Lookup {
                 what: format!("topic {topic:?}"),
-                message: format!("ListTopics: {}", aws_sdk_sns::error::DisplayErrorContext(&e)),
+                message: format!("ListTopics: {}", describe(&e)),
             })?;
             if let Some(arn) =
                 page.topics().iter().filter_map(|t| t.topic_arn()).find(|arn| arn.rsplit(':').next() == Some(topic))
@@ -148,7 +163,7 @@ impl Aws {
         }
         let out = self.sqs.get_queue_url().queue_name(queue).send().await.map_err(|e| AwsError::Lookup {
             what: format!("queue {queue:?}"),
-            message: format!("GetQueueUrl: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
+            message: format!("GetQueueUrl: {}", describe(&e)),
         })?;
         out.queue_url().map(String::from).ok_or_else(|| AwsError::Lookup {
             what: format!("queue {queue:?}"),

@@ -125,6 +125,160 @@ fn golden_tests_pass_and_fail_with_a_readable_diff() {
     assert!(text.contains("--update"), "{text}");
 }
 
+/// `weir` with fake AWS credentials (for the local emulator), never a real profile.
+fn weir_aws(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(root())
+        .env("WEIR_CACHE_DIR", root().join("target/test-weir-cache"))
+        .env("AWS_ACCESS_KEY_ID", "fake")
+        .env("AWS_SECRET_ACCESS_KEY", "fake")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("run weir");
+    eprintln!(
+        "$ weir {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `weir send --queue-url` puts generated orders on a real queue (moto server); `weir run --aws`
+/// runs the example pipeline on what was received, writing to DynamoDB, SNS, S3 and the DLQ
+/// named by the same weir.toml, one of them bound to another name with --bind.
+#[test]
+fn send_to_a_queue_then_run_on_aws() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let Some(moto) = weir_test_artifacts::emulators::moto() else { return };
+    let endpoint = moto.endpoint();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("fake", "fake", None, None, "test"))
+            .load(),
+    );
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    let sns = aws_sdk_sns::Client::new(&config);
+    let input = rt.block_on(async {
+        for (table, key) in [("cli-orders", "pk"), ("user_stats", "user_id"), ("currency_stats", "currency")] {
+            dynamodb
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        s3.create_bucket().bucket("orders-processed").send().await.unwrap();
+        sns.create_topic().name("big-orders").send().await.unwrap();
+        sqs.create_queue().queue_name("orders-rejects").send().await.unwrap();
+        sqs.create_queue().queue_name("orders-in").send().await.unwrap().queue_url().unwrap().to_string()
+    });
+
+    let sent = weir_aws(&[
+        "send",
+        "--count",
+        "30",
+        "--batch-size",
+        "10",
+        "--bad-share",
+        "0.2",
+        "--queue-url",
+        &input,
+        "--endpoint-url",
+        &endpoint,
+    ]);
+    assert!(sent.status.success());
+    assert!(stdout(&sent).contains("sent 30 messages in 3 SendMessageBatch calls"), "{}", stdout(&sent));
+
+    // What Lambda would receive: the messages as an SQS event.
+    let mut records = Vec::new();
+    while records.len() < 30 {
+        let out = rt
+            .block_on(
+                sqs.receive_message()
+                    .queue_url(&input)
+                    .max_number_of_messages(10)
+                    .message_attribute_names("All")
+                    .send(),
+            )
+            .unwrap();
+        assert!(!out.messages().is_empty(), "the queue holds what weir send sent");
+        for m in out.messages() {
+            assert_eq!(m.message_attributes().unwrap()["channel"].data_type(), "String");
+            records.push(serde_json::json!({"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    let run = weir_aws(&[
+        "run",
+        "examples/orders/weir.toml",
+        "--aws",
+        "--endpoint-url",
+        &endpoint,
+        "--bind",
+        "table.orders=cli-orders",
+        "--input",
+        event.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(run.status.success());
+    let summary: Value = serde_json::from_slice(&run.stdout).expect("--json prints JSON");
+    assert_eq!(summary["conserved"], true);
+    let t = &summary["totals"];
+    assert_eq!((t["inputs"].as_u64(), t["failed"].as_u64()), (Some(30), Some(0)));
+    let delivered = t["delivered"].as_u64().unwrap();
+    assert!(t["rejected"].as_u64().unwrap() > 0, "--bad-share 0.2 sends some bad orders");
+    let rows = rt.block_on(dynamodb.scan().table_name("cli-orders").send()).unwrap();
+    assert_eq!(rows.count() as u64, delivered, "one row per delivered order, in the bound table");
+    let rejects = rt.block_on(sqs.get_queue_url().queue_name("orders-rejects").send()).unwrap();
+    let letters = rt
+        .block_on(
+            sqs.get_queue_attributes()
+                .queue_url(rejects.queue_url().unwrap())
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .send(),
+        )
+        .unwrap();
+    let n = &letters.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages];
+    assert_eq!(n.parse::<u64>().unwrap(), t["rejected"].as_u64().unwrap());
+
+    // A table that does not exist: the run says which inputs failed and exits non-zero.
+    let missing = weir_aws(&[
+        "run",
+        "examples/orders/weir.toml",
+        "--aws",
+        "--endpoint-url",
+        &endpoint,
+        "--bind",
+        "table.orders=no-such-table",
+        "--input",
+        event.to_str().unwrap(),
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    let text = stdout(&missing);
+    assert!(text.contains("failed inputs (not done; retry them)") && text.contains("no-such-table"), "{text}");
+}
+
 #[test]
 fn send_writes_sqs_events_that_run_reads() {
     let dir = tempfile::tempdir().unwrap();

@@ -217,8 +217,7 @@ impl DynamoTable {
                     let out = match client.batch_write_item().request_items(&table, pending.clone()).send().await {
                         Ok(out) => out,
                         Err(e) => {
-                            let reason =
-                                format!("BatchWriteItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
+                            let reason = format!("BatchWriteItem: {}", crate::aws::describe(&e));
                             return (indexes, Err(reason));
                         }
                     };
@@ -260,7 +259,7 @@ impl DynamoTable {
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+            Err(e) => Err(format!("PutItem: {}", crate::aws::describe(&e))),
         }
     }
 
@@ -337,7 +336,7 @@ impl DynamoTable {
                     return result;
                 }
                 Err(e) => {
-                    let display = format!("TransactWriteItems: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
+                    let display = format!("TransactWriteItems: {}", crate::aws::describe(&e));
                     let cancelled = match e.as_service_error() {
                         Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(
                             c.cancellation_reasons()

@@ -62,9 +62,7 @@ impl S3Objects {
                 .body(ByteStream::from(bytes))
                 .send()
                 .await
-                .map_err(|e| {
-                    format!("PutObject s3://{}/{key}: {}", self.bucket, aws_sdk_s3::error::DisplayErrorContext(&e))
-                });
+                .map_err(|e| format!("PutObject s3://{}/{key}: {}", self.bucket, crate::aws::describe(&e)));
             (indexes, result)
         });
         let results: Vec<_> =

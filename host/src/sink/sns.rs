@@ -135,7 +135,7 @@ impl SnsTopic {
         }
         match request.send().await {
             Err(e) => {
-                let reason = format!("PublishBatch: {}", aws_sdk_sns::error::DisplayErrorContext(&e));
+                let reason = format!("PublishBatch: {}", crate::aws::describe(&e));
                 entries.iter().map(|(i, _)| (*i, EntryResult::Failed(reason.clone()))).collect()
             }
             Ok(out) => {

@@ -125,9 +125,7 @@ impl SqsDeadLetters {
             .body(aws_sdk_s3::primitives::ByteStream::from(m.body.clone().into_bytes()))
             .send()
             .await
-            .map_err(|e| {
-                format!("offloading to s3://{}/{key}: {}", o.bucket, aws_sdk_s3::error::DisplayErrorContext(&e))
-            })?;
+            .map_err(|e| format!("offloading to s3://{}/{key}: {}", o.bucket, crate::aws::describe(&e)))?;
         let pointer = serde_json::json!({
             "weir_offloaded": { "bucket": o.bucket, "key": key, "bytes": m.body.len(), "sha256": sha }
         });
@@ -153,7 +151,7 @@ impl SqsDeadLetters {
         }
         match request.send().await {
             Err(e) => {
-                let reason = format!("SendMessageBatch: {}", aws_sdk_sqs::error::DisplayErrorContext(&e));
+                let reason = format!("SendMessageBatch: {}", crate::aws::describe(&e));
                 entries.iter().map(|(i, _)| (*i, EntryResult::Failed(reason.clone()))).collect()
             }
             Ok(out) => {

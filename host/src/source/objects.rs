@@ -77,7 +77,7 @@ impl ObjectStore for S3Objects {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 Err(OpenError::Missing("NoSuchKey: the object was deleted before it was read".into()))
             }
-            Err(e) => Err(OpenError::Other(format!("GetObject: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))),
+            Err(e) => Err(OpenError::Other(format!("GetObject: {}", crate::aws::describe(&e)))),
         }
     }
 }

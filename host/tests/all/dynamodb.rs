@@ -16,7 +16,7 @@ use weir_host::report::Emitted;
 use weir_host::sink::dynamodb::{DynamoTable, from_attribute};
 use weir_host::sink::{Delivery, Sink};
 
-use crate::emulators::{self, Process};
+use weir_test_artifacts::emulators::{self, Process};
 
 struct Emulator {
     client: Client,

@@ -33,8 +33,8 @@ use weir_host::source::objects::Objects;
 use weir_host::{Chain, StageSpec};
 use weir_test_artifacts as wasm;
 
-use crate::emulators::{self, Process};
 use crate::{chain, load};
+use weir_test_artifacts::emulators::{self, Process};
 
 /// The emulator, clients on it, and the example pipeline's resources.
 struct World {
@@ -237,7 +237,7 @@ fn example_chain(pipeline: &Pipeline) -> Chain {
             };
             s.config
                 .iter()
-                .fold(StageSpec::new(&s.name, load(path)).limits(s.limits.clone()), |spec, (k, v)| spec.config(k, v))
+                .fold(StageSpec::new(&s.name, load(path)).limits(s.limits), |spec, (k, v)| spec.config(k, v))
         })
         .collect();
     chain(specs)
@@ -263,7 +263,9 @@ fn is_good(o: &Value) -> bool {
 
 /// What the tables must hold for these orders: per-user (count, cents) and per-currency
 /// (count, total).
-fn expected(orders: &[Value]) -> (BTreeMap<String, (u64, i64)>, BTreeMap<String, (u64, Decimal)>) {
+type Expected = (BTreeMap<String, (u64, i64)>, BTreeMap<String, (u64, Decimal)>);
+
+fn expected(orders: &[Value]) -> Expected {
     let mut users: BTreeMap<String, (u64, i64)> = BTreeMap::new();
     let mut currencies: BTreeMap<String, (u64, Decimal)> = BTreeMap::new();
     for o in orders.iter().filter(|o| is_good(o)) {
@@ -466,7 +468,7 @@ fn upload_and_consume(world: &World) -> String {
         )
         .expect("upload");
     let (mut runner, objects) = world.consumer();
-    let (done, failed) = consume(&world, &mut runner, &objects);
+    let (done, failed) = consume(world, &mut runner, &objects);
     assert_eq!(failed, 0);
     assert!(done >= 1, "the S3 event arrived");
     let stats = runner.stats();

@@ -4,7 +4,6 @@
 mod cache;
 mod config;
 mod dynamodb;
-mod emulators;
 mod examples;
 mod flows;
 mod hostile;

@@ -39,7 +39,7 @@ impl Process {
 static INSTALL: Mutex<()> = Mutex::new(());
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn free_port() -> Option<u16> {
