@@ -235,9 +235,7 @@ fn example_chain(pipeline: &Pipeline) -> Chain {
                 "redact" => wasm::PII_REDACT,
                 other => panic!("unknown example stage {other}"),
             };
-            s.config
-                .iter()
-                .fold(StageSpec::new(&s.name, load(path)).limits(s.limits), |spec, (k, v)| spec.config(k, v))
+            s.config.iter().fold(StageSpec::new(&s.name, load(path)).limits(s.limits), |spec, (k, v)| spec.config(k, v))
         })
         .collect();
     chain(specs)
@@ -612,4 +610,106 @@ fn e_faults_between_weir_and_aws_lose_nothing_and_duplicate_nothing() {
     for kind in ["throttle", "error500", "drop", "lost"] {
         assert!(faults[kind].as_u64().unwrap() > 0, "no {kind} fault was injected: {faults}");
     }
+}
+
+#[test]
+fn dead_letters_over_256_kb_are_offloaded_to_s3_with_a_pointer() {
+    use weir_host::Record;
+    use weir_host::sink::sqs::{Offload, SqsDeadLetters};
+    use weir_host::sink::{DeadLetter, DeadLetterSink};
+    let Some(world) = World::new() else { return };
+    world.rt.block_on(world.direct.s3.create_bucket().bucket("rejects-large").send()).expect("bucket");
+    let offload =
+        Offload { client: world.direct.s3.clone(), bucket: "rejects-large".into(), prefix: "dead-letters/".into() };
+    let mut sink =
+        SqsDeadLetters::new(world.direct.sqs.clone(), world.rt.handle().clone(), &world.dlq_url, Some(offload));
+    let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(300 * 1024));
+    let letter = |id: &str, body: &str| DeadLetter {
+        stage: "validate".into(),
+        kind: "plugin-reject".into(),
+        reason: "too big to be true".into(),
+        record: Record::new(id, body),
+        source_id: id.into(),
+        original: None,
+        chain: "validate=v@1".into(),
+    };
+    let failed = sink.send(&[letter("m-big", &big), letter("m-small", r#"{"a":1}"#)]).expect("send");
+    assert!(failed.is_empty(), "{failed:?}");
+    let letters = world.drain(&world.dlq_url);
+    assert_eq!(letters.len(), 2);
+    let big_letter = letters
+        .iter()
+        .find(|m| m.message_attributes().unwrap()["source_id"].string_value() == Some("m-big"))
+        .expect("the big letter");
+    let pointer: Value = serde_json::from_str(big_letter.body().unwrap()).unwrap();
+    let key = pointer["weir_offloaded"]["key"].as_str().unwrap();
+    assert_eq!(pointer["weir_offloaded"]["bucket"], "rejects-large");
+    assert_eq!(pointer["weir_offloaded"]["bytes"], big.len());
+    let object = world.rt.block_on(async {
+        let out = world.direct.s3.get_object().bucket("rejects-large").key(key).send().await.expect("offloaded object");
+        out.body.collect().await.expect("object body")
+    });
+    assert_eq!(object.into_bytes(), big.as_bytes(), "the original record, whole");
+    assert_eq!(big_letter.message_attributes().unwrap()["reason"].string_value(), Some("too big to be true"));
+}
+
+#[test]
+fn fifo_topics_get_a_message_group_and_a_deduplication_id() {
+    use weir_host::pipeline::config::NotifyConfig;
+    use weir_host::report::Emitted;
+    use weir_host::sink::sns::SnsTopic;
+    use weir_host::sink::{Delivery, Sink};
+    let Some(world) = World::new() else { return };
+    let (topic_arn, queue_url) = world.rt.block_on(async {
+        let topic = world
+            .direct
+            .sns
+            .create_topic()
+            .name("orders.fifo")
+            .attributes("FifoTopic", "true")
+            .send()
+            .await
+            .expect("fifo topic");
+        let queue = world
+            .direct
+            .sqs
+            .create_queue()
+            .queue_name("orders-out.fifo")
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("fifo queue");
+        let url = queue.queue_url().unwrap().to_string();
+        let arn = queue_arn(&world.direct, &url).await;
+        world
+            .direct
+            .sns
+            .subscribe()
+            .topic_arn(topic.topic_arn().unwrap())
+            .protocol("sqs")
+            .endpoint(arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .expect("subscribe");
+        (topic.topic_arn().unwrap().to_string(), url)
+    });
+    let config =
+        NotifyConfig { topic: "orders.fifo".into(), when: None, attributes: vec![], group_by: Some("user_id".into()) };
+    let mut sink = SnsTopic::new(world.direct.sns.clone(), world.rt.handle().clone(), topic_arn, "orders", config);
+    let emitted: Vec<Emitted> = (0..12)
+        .map(|i| Emitted {
+            origin: i,
+            record: weir_host::Record::new(format!("m-{i}"), format!(r#"{{"user_id":"u{}","i":{i}}}"#, i % 2)),
+        })
+        .collect();
+    let report = sink.write(&Delivery { emitted: &emitted, chain: "test" }).expect("publish");
+    assert_eq!(report.written, 12);
+    // The same records again: deduplicated by record id.
+    sink.write(&Delivery { emitted: &emitted, chain: "test" }).expect("publish again");
+    let received = world.drain(&queue_url);
+    assert_eq!(received.len(), 12, "redelivered records are deduplicated");
+    let groups: BTreeSet<String> =
+        received.iter().map(|m| m.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone()).collect();
+    assert_eq!(groups, BTreeSet::from(["u0".to_string(), "u1".to_string()]));
 }
