@@ -3,16 +3,19 @@
 //!
 //! - `put`: `BatchWriteItem` in groups of 25 (DynamoDB's limit), a bounded number of groups in
 //!   flight; `UnprocessedItems` are retried with exponential backoff and full jitter, a bounded
-//!   number of times, after which the sink fails for the batch (nothing is reported as written
-//!   that was not). Two records with the same key in one batch: the later wins, as it would
-//!   one after the other (DynamoDB refuses duplicate keys inside one request).
-//! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`, one record at a time for
-//!   now; a conditional failure means the item is already there (a redelivery) and counts as
-//!   done.
-//! - `aggregate`: one `TransactWriteItems` per record: a marker item `weir-seen#<record id>`
-//!   put only if absent, and `ADD` of every counter on the group's item. A redelivered record's
-//!   marker exists, the transaction is cancelled, and nothing is counted twice, also when two
-//!   consumers deliver the same batch at once.
+//!   number of times, after which that group's records are reported failed (nothing is
+//!   reported as written that was not). Two records with the same key in one batch: the later
+//!   wins, as it would one after the other (DynamoDB refuses duplicate keys in one request).
+//! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`, a bounded number at once; a
+//!   conditional failure means the item is already there (a redelivery) and counts as done.
+//! - `aggregate`: per group, `TransactWriteItems` of up to 99 marker items
+//!   `weir-seen#<record id>` (put only if absent, with `expires_at` 15 days on for the table's
+//!   TTL) and one `ADD` of the records' summed counters on the group's item, with an
+//!   idempotency token derived from the record ids. A redelivered record's marker exists: the
+//!   transaction is cancelled with `ConditionalCheckFailed` for it, that record is counted as
+//!   unchanged and the rest are retried at once, so nothing is counted twice, also when two
+//!   consumers deliver the same batch at once. Conflicts and throttling are retried with
+//!   backoff; what still fails is reported per record.
 //!
 //! JSON maps to attribute values exactly: numbers keep their decimal text (`N`), objects and
 //! arrays become `M` and `L`, `null` becomes `NULL`, empty strings stay empty strings (DynamoDB

@@ -2,9 +2,10 @@
 //!
 //! A `.json` file is one of: a JSON array (one record per element, streamed); an SQS event
 //! (`Records[].eventSource == "aws:sqs"`: one record per message, id = messageId, attributes =
-//! the string message attributes); an S3 event (`"aws:s3"`: each object is read from
-//! `<root>/<bucket>/<key>` and decoded by its extension, ids `s3://bucket/key#line`); an SNS
-//! event (`"aws:sns"`); or any other JSON object, taken as one record. A message of an SQS or
+//! the string message attributes); an S3 event (`"aws:s3"`: each object is read from the
+//! object store, local files under a root or S3, and decoded by its extension, ids
+//! `s3://bucket/key#line`); an SNS event (`"aws:sns"`); or any other JSON object, taken as one
+//! record. A message of an SQS or
 //! SNS event that carries an S3 event, directly or inside an SNS notification, stands for the
 //! rows of the objects it names; `s3:TestEvent` messages are skipped, as on AWS.
 
@@ -139,7 +140,7 @@ fn envelope_of(value: &Value, depth: u8) -> Envelope {
 }
 
 /// Items of an SQS event: each message is a record, or (an S3 event, possibly inside an SNS
-/// notification) the rows of the objects it names, read from `root`. Test events yield nothing.
+/// notification) the rows of the objects it names, read from `objects`. Test events yield nothing.
 pub fn sqs_items(records: &[Value], objects: &Objects) -> Items {
     let mut parts: Vec<Items> = Vec::new();
     let mut plain: Vec<Value> = Vec::new();
@@ -167,7 +168,7 @@ pub fn sqs_items(records: &[Value], objects: &Objects) -> Items {
 }
 
 /// Items of an SNS event (Lambda subscribed to a topic): each message is a record (id = the SNS
-/// message id) or an S3 event whose objects are read from `root`.
+/// message id) or an S3 event whose objects are read from `objects`.
 pub fn sns_items(records: &[Value], objects: &Objects) -> Items {
     let mut parts: Vec<Items> = Vec::new();
     for (i, r) in records.iter().enumerate() {
