@@ -175,25 +175,25 @@ variable "dlq_message_retention_seconds" {
 # ---------------------------------------------------------------------------
 
 variable "results_table_keys" {
-  description = "Key schema of the results table (hash key, optional range key; types S, N or B)."
+  description = "Key schema of the results table (hash key, optional range key; types S, N or B): the `key` of the published pipeline file's put or put-if-absent table."
   type = object({
     hash_key       = string
     hash_key_type  = optional(string, "S")
     range_key      = optional(string)
     range_key_type = optional(string, "S")
   })
-  default = { hash_key = "pk", range_key = "sk" }
+  default = { hash_key = "pk" }
 }
 
 variable "aggregates_table_keys" {
-  description = "Key schema of the aggregates table (hash key, optional range key; types S, N or B)."
+  description = "Key schema of the aggregates table: a weir `aggregate` table has one key attribute (its `key`, holding the group), so a hash key only by default."
   type = object({
     hash_key       = string
     hash_key_type  = optional(string, "S")
     range_key      = optional(string)
     range_key_type = optional(string, "S")
   })
-  default = { hash_key = "pk", range_key = "sk" }
+  default = { hash_key = "pk" }
 }
 
 variable "ttl_attribute" {

@@ -4,6 +4,8 @@
 #   1. the Rust workspace (host, CLI, ...): `cargo test --workspace`; its build script compiles
 #      the example and hostile plugins to wasm32-wasip2 first; the AWS integration tests run
 #      against moto server and dynalite, installed here (into .venv-moto and target/emulators);
+#      cargo-lambda (into .venv-cargo-lambda) runs the Lambda's bootstrap binary in its tests,
+#      then packages the function (`cargo lambda build --x86-64 --output-format zip`);
 #   2. the plugin workspace's native unit tests (SDK and example plugins, no wasm);
 #   3. terraform/: fmt, validate, `terraform test` with a mocked provider, checkov, and a real
 #      apply against the local AWS emulator (terraform/tests/run.sh; installs its own venvs).
@@ -57,7 +59,30 @@ if [ ! -f target/emulators/node_modules/dynalite/cli.js ]; then
     || echo "warning: could not install dynalite; DynamoDB sink tests will be SKIPPED"
 fi
 
+# cargo-lambda: the Lambda tests run the bootstrap binary under `cargo lambda watch`, and the
+# function is packaged below as deployed (x86_64 here; arm64 is the same command with --arm64).
+if [ ! -x .venv-cargo-lambda/bin/cargo-lambda ]; then
+  echo "installing cargo-lambda==1.9.2 into .venv-cargo-lambda"
+  { python3 -m venv .venv-cargo-lambda && .venv-cargo-lambda/bin/pip install --quiet 'cargo-lambda==1.9.2'; } \
+    || echo "warning: could not install cargo-lambda; its tests will be SKIPPED"
+fi
+
 cargo_suite workspace cargo test --workspace --locked
+
+section "lambda package: cargo lambda build --x86-64 --output-format zip"
+if [ -x .venv-cargo-lambda/bin/cargo-lambda ]; then
+  if PATH="$root/.venv-cargo-lambda/bin:$PATH" cargo lambda build --x86-64 --output-format zip --locked -p weir-lambda \
+      && python3 -c 'import sys, zipfile; sys.exit("bootstrap" not in zipfile.ZipFile(sys.argv[1]).namelist())' \
+        target/lambda/bootstrap/bootstrap.zip; then
+    echo "ok: target/lambda/bootstrap/bootstrap.zip ($(du -h target/lambda/bootstrap/bootstrap.zip | cut -f1))"
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); failures+=("lambda package")
+  fi
+else
+  echo "SKIPPED: cargo-lambda is not installed; the function was not packaged"
+fi
+
 cargo_suite plugins cargo test --locked --manifest-path plugins/Cargo.toml --target-dir target/plugins-native
 
 section "terraform"

@@ -1,10 +1,12 @@
 //! `weir`: the plugin author's tool. Scaffold a plugin, build it, golden-test it, run a whole
-//! pipeline locally on the embedded default sinks, generate load, read aggregates back.
+//! pipeline locally on the embedded default sinks, generate load, read aggregates back, and
+//! publish, roll back and inspect the plugin versions of a deployed pipeline.
 
 mod aws;
 mod golden;
 mod new;
 mod plugins;
+mod publish;
 mod run;
 mod send;
 mod stats;
@@ -38,6 +40,14 @@ enum Command {
     Send(send::Args),
     /// Read aggregates back from a run's output directory.
     Stats(stats::Args),
+    /// Publish a plugin version to a deployed pipeline (uploads it, updates the manifest).
+    Publish(publish::PublishArgs),
+    /// Roll a deployed pipeline back to an earlier version (a new version with its stages).
+    Rollback(publish::RollbackArgs),
+    /// Show a deployed pipeline's live chain and its history.
+    Status(publish::StatusArgs),
+    /// Create an ed25519 signing key for `weir publish --sign`; prints the public key.
+    Keygen(publish::KeygenArgs),
 }
 
 /// Where compiled plugins are cached: $WEIR_CACHE_DIR, else $XDG_CACHE_HOME/weir, else
@@ -66,6 +76,10 @@ fn main() -> ExitCode {
         Command::Test(a) => golden::run(a),
         Command::Send(a) => send::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Publish(a) => publish::publish(a),
+        Command::Rollback(a) => publish::rollback(a),
+        Command::Status(a) => publish::status(a),
+        Command::Keygen(a) => publish::keygen(a),
     };
     match result {
         Ok(code) => code,

@@ -99,7 +99,12 @@ pub fn load_stages(
             PluginSource::Wasm(path) => path.clone(),
             PluginSource::Crate(dir) => build_crate(dir).with_context(|| format!("stage `{}`", stage.name))?,
             PluginSource::S3 { bucket, key } => bail!(
-                "stage `{}`: plugin s3://{bucket}/{key}: S3 plugin sources are read by the Lambda host; locally, point `plugin` at a .wasm or a crate",
+                "stage `{}`: plugin s3://{bucket}/{key}: `weir run` loads plugins from a .wasm file or a crate; \
+                 deployed pipelines get theirs from the manifest `weir publish` writes",
+                stage.name
+            ),
+            PluginSource::Published => bail!(
+                "stage `{}`: this pipeline file came from a manifest; its stages are published artifacts",
                 stage.name
             ),
         };

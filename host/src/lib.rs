@@ -25,6 +25,8 @@ pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod limits;
+pub mod live;
+pub mod manifest;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;

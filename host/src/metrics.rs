@@ -48,7 +48,7 @@ impl Default for StageMetrics {
 }
 
 /// A serializable snapshot of [`StageMetrics`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MetricsSnapshot {
     pub batches: u64,
     pub records_in: u64,

@@ -335,6 +335,9 @@ pub enum PluginSource {
     Crate(PathBuf),
     /// An object in S3.
     S3 { bucket: String, key: String },
+    /// Deployed: the pipeline's manifest names the stage's artifact (`weir publish`); see
+    /// [`Pipeline::parse_deployed`].
+    Published,
 }
 
 #[derive(Debug, Clone)]
@@ -483,8 +486,20 @@ impl Pipeline {
         Self::from_raw(file, raw)
     }
 
+    /// Parses a pipeline file as deployed with `weir publish` (the manifest's `definition`):
+    /// validated like [`Pipeline::parse`], except that stage plugins are not resolved (the
+    /// manifest names each stage's artifact; the paths in the file are the author's).
+    pub fn parse_deployed(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw = parse_raw(file, text)?;
+        Self::from_raw_with(file, raw, false)
+    }
+
     /// Step 2: checks and resolves a raw pipeline.
     pub fn from_raw(file: &Path, raw: RawPipeline) -> Result<Self, ConfigError> {
+        Self::from_raw_with(file, raw, true)
+    }
+
+    fn from_raw_with(file: &Path, raw: RawPipeline, resolve_plugins: bool) -> Result<Self, ConfigError> {
         let err = |path: String, message: String| ConfigError { file: file.to_path_buf(), path, message };
         let base = file.parent().unwrap_or(Path::new("."));
         if !valid_name(&raw.name) {
@@ -507,7 +522,11 @@ impl Pipeline {
             if !seen.insert(s.name.clone()) {
                 return Err(err(at("name"), format!("duplicate stage name {:?}; stage names must be unique", s.name)));
             }
-            let plugin = parse_plugin_source(base, &s.plugin).map_err(|m| err(at("plugin"), m))?;
+            let plugin = if resolve_plugins {
+                parse_plugin_source(base, &s.plugin).map_err(|m| err(at("plugin"), m))?
+            } else {
+                PluginSource::Published
+            };
             if let Some(sha) = &s.sha256
                 && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
             {

@@ -92,7 +92,25 @@ pub struct Runner {
     batch_size: usize,
     stats: RunStats,
     failures: BTreeMap<String, String>,
+    /// Whether to stop starting batches (the invocation's deadline is near).
+    out_of_time: Option<Box<dyn Fn() -> bool + Send>>,
 }
+
+/// What [`Runner::run_items`] does with the rest of its items when time runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Report each remaining item failed (they are records already in memory).
+    Each,
+    /// Stop reading (an object stream) and report one failure under [`DEADLINE_ID`].
+    Abandon,
+}
+
+/// The failure key of an abandoned object stream.
+pub const DEADLINE_ID: &str = "(deadline)";
+
+/// The failure reason of inputs not finished because the invocation ran out of time.
+pub const DEADLINE_REASON: &str = "the invocation's deadline came before this input was finished; it is retried \
+     (what was already written is not written twice)";
 
 impl Runner {
     pub fn new(
@@ -108,7 +126,21 @@ impl Runner {
             batch_size: batch_size.max(1),
             stats: RunStats::default(),
             failures: BTreeMap::new(),
+            out_of_time: None,
         }
+    }
+
+    /// Sets the test for running out of time, checked before every batch (the Lambda: less
+    /// than a safety margin left before the invocation's deadline). Once it says so, no new
+    /// batch starts: records already in memory are reported failed unprocessed, and an object
+    /// being read is abandoned and its message failed; the redelivery runs them again, and the
+    /// sinks' idempotence absorbs what was written before the deadline. `None` removes it.
+    pub fn set_deadline(&mut self, out_of_time: Option<Box<dyn Fn() -> bool + Send>>) {
+        self.out_of_time = out_of_time;
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.out_of_time.as_ref().is_some_and(|f| f())
     }
 
     /// Runs every item of `items`; `on_batch` sees the totals after each batch (progress).
@@ -119,7 +151,7 @@ impl Runner {
         items: impl Iterator<Item = SourceItem>,
         on_batch: impl FnMut(&RunStats),
     ) -> Result<(), SinkError> {
-        let failed = self.run_items(items, on_batch)?;
+        let failed = self.run_items(items, Drain::Each, on_batch)?;
         for (id, reason) in failed {
             self.failures.entry(id).or_insert(reason);
         }
@@ -139,19 +171,14 @@ impl Runner {
     ) -> Result<BTreeMap<String, String>, SinkError> {
         use crate::source::lambda::{Envelope, envelope, read_objects, sqs_records};
         let mut failed = BTreeMap::new();
+        // Records first (in memory, quick), then the objects, one message at a time.
         let mut plain = Vec::new();
+        let mut object_messages = Vec::new();
         for (i, m) in records.iter().enumerate() {
             let id = m.get("messageId").and_then(serde_json::Value::as_str).map(String::from);
             let id = id.unwrap_or_else(|| format!("sqs#{}", i + 1));
             match m.get("body").and_then(serde_json::Value::as_str).map(envelope) {
-                Some(Envelope::S3(refs)) => {
-                    // The rows of its objects, as one unit: any failed row fails the message
-                    // (a redelivery re-reads the object; sinks absorb what was already done).
-                    let rows = self.run_items(read_objects(refs, objects.clone()), |_| {})?;
-                    if let Some((row, reason)) = rows.into_iter().next() {
-                        failed.insert(id, format!("{row}: {reason}"));
-                    }
-                }
+                Some(Envelope::S3(refs)) => object_messages.push((id, refs)),
                 Some(Envelope::TestEvent) => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
                 Some(Envelope::Notification(message)) => {
                     let mut m = m.clone();
@@ -162,15 +189,29 @@ impl Runner {
             }
         }
         if !plain.is_empty() {
-            failed.extend(self.run_items(sqs_records(&plain).into_iter(), |_| {})?);
+            failed.extend(self.run_items(sqs_records(&plain).into_iter(), Drain::Each, |_| {})?);
+        }
+        for (id, refs) in object_messages {
+            // The rows of its objects, as one unit: any failed row fails the message (a
+            // redelivery re-reads the object; the sinks absorb what was already done).
+            if self.out_of_time() {
+                failed.insert(id, DEADLINE_REASON.to_string());
+                continue;
+            }
+            let rows = self.run_items(read_objects(refs, objects.clone()), Drain::Abandon, |_| {})?;
+            if let Some((row, reason)) = rows.into_iter().next() {
+                failed.insert(id, format!("{row}: {reason}"));
+            }
         }
         Ok(failed)
     }
 
-    /// [`Runner::run`], returning the inputs that failed in this run.
-    fn run_items(
+    /// [`Runner::run`], returning the inputs that failed in this run. `drain` says what to do
+    /// with the rest of `items` when time runs out (see [`Runner::set_deadline`]).
+    pub fn run_items(
         &mut self,
         items: impl Iterator<Item = SourceItem>,
+        drain: Drain,
         mut on_batch: impl FnMut(&RunStats),
     ) -> Result<BTreeMap<String, String>, SinkError> {
         let mut failures = BTreeMap::new();
@@ -179,6 +220,25 @@ impl Runner {
         let mut letters = Vec::new();
         let mut items = items.peekable();
         while items.peek().is_some() {
+            if self.out_of_time() {
+                match drain {
+                    Drain::Each => {
+                        for item in items.by_ref() {
+                            let id = match item {
+                                SourceItem::Record(r) => r.id,
+                                SourceItem::Unreadable(u) | SourceItem::Failed(u) => u.id,
+                            };
+                            self.stats.inputs += 1;
+                            self.stats.failed += 1;
+                            failures.entry(id).or_insert_with(|| DEADLINE_REASON.to_string());
+                        }
+                    }
+                    Drain::Abandon => {
+                        failures.entry(DEADLINE_ID.to_string()).or_insert_with(|| DEADLINE_REASON.to_string());
+                    }
+                }
+                break;
+            }
             records.clear();
             while records.len() < self.batch_size {
                 match items.next() {
@@ -336,6 +396,11 @@ impl Runner {
             }
         }
         Ok(BatchOutcome { report, failed })
+    }
+
+    /// Swaps in another chain (a hot reload), between batches; returns the old one.
+    pub fn replace_chain(&mut self, chain: Chain) -> Chain {
+        std::mem::replace(&mut self.chain, chain)
     }
 
     /// Inputs (by source id) that failed so far, with the first reason; see [`BatchOutcome`].

@@ -414,7 +414,13 @@ impl DynamoTable {
         let mut ok = Vec::with_capacity(delivery.emitted.len());
         for (index, e) in delivery.emitted.iter().enumerate() {
             match self.item(&e.record.body) {
-                Ok(item) => ok.push((index, item)),
+                Ok((map, mut item)) => {
+                    if !matches!(self.config.mode, TableMode::Aggregate { .. }) && !delivery.chain.is_empty() {
+                        // Traceability: the chain version that wrote the item.
+                        item.insert("weir_chain".into(), AttributeValue::S(delivery.chain.to_string()));
+                    }
+                    ok.push((index, (map, item)))
+                }
                 Err(reason) => report.unwritable.push(Unwritable { index, reason }),
             }
         }

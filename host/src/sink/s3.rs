@@ -52,10 +52,12 @@ impl S3Objects {
                 ),
             }
         }
+        let chain = delivery.chain;
         let puts = files.into_iter().map(|(key, indexes, bytes)| async move {
             let result = self
                 .client
                 .put_object()
+                .metadata("weir-chain", chain)
                 .bucket(&self.bucket)
                 .key(&key)
                 .content_type(content_type)

@@ -165,7 +165,11 @@ impl SnsTopic {
                     index,
                     reason: format!("notification is {} bytes, over SNS's {MAX_BATCH_BYTES}-byte limit", m.size()),
                 }),
-                Some(m) => {
+                Some(mut m) => {
+                    // Traceability: the chain that produced it, where SNS's 10 attributes allow.
+                    if m.attributes.len() < 10 && !delivery.chain.is_empty() {
+                        m.attributes.insert("weir_chain".to_string(), ("String", delivery.chain.to_string()));
+                    }
                     messages.insert(index, m);
                 }
             }

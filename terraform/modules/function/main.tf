@@ -66,7 +66,9 @@ locals {
         Sid      = "WriteOutputObjects"
         Effect   = "Allow"
         Action   = ["s3:PutObject"]
-        Resource = ["${var.output_bucket_arn}/${var.output_prefix}/*"]
+        # Processed records under the Glue table's location; dead letters too large for SQS
+        # (over 256 KB) under weir-dead-letters/, outside it (the queue message points there).
+        Resource = ["${var.output_bucket_arn}/${var.output_prefix}/*", "${var.output_bucket_arn}/weir-dead-letters/*"]
       },
       {
         Sid      = "WriteTables"

@@ -1,0 +1,405 @@
+//! The weir Lambda function: SQS and S3 events through the pipeline's published plugin chain
+//! into DynamoDB, SNS, S3 and the dead-letter queue, picking up new plugin versions from S3
+//! while warm.
+//!
+//! The binary (`bootstrap`, `src/main.rs`) is thin: it reads [`Settings`] once, builds the AWS
+//! clients once, and hands every event to one [`Host`] on a blocking thread. The host:
+//!
+//! 1. refreshes the chain from the pipeline manifest ([`weir_host::live::LiveChain`]): at most
+//!    every `WEIR_REFRESH_SECONDS`, a conditional GET; a new version is verified, compiled
+//!    and swapped in *before* the event runs, so one event runs on one chain. A refused
+//!    version is logged and counted (`Weir/PluginRefusals`), and the last good chain runs on;
+//! 2. runs the event:
+//!    - **SQS batch**: every message (records, S3 notifications, SNS-wrapped ones) through
+//!      [`Runner::run_sqs_event`](weir_host::pipeline::Runner::run_sqs_event); the answer's
+//!      `batchItemFailures` lists exactly the messages whose effects could not be completed,
+//!      and SQS redelivers just those. Rejected records went to the dead-letter queue: done.
+//!    - **S3 notification** (direct, asynchronous invoke): its objects' rows; if any effect
+//!      failed the invocation fails, and Lambda's retry re-reads the objects (the sinks are
+//!      idempotent, so rows already written are not written twice);
+//!    - **SNS notification** (of S3 events): the same as S3.
+//! 3. stops starting batches when the invocation's deadline is near ([`safety_margin`]):
+//!    unfinished messages are failed and redelivered; see the README's failure policy.
+//! 4. writes per-stage and per-invocation metrics as CloudWatch EMF ([`emf`]).
+
+pub mod emf;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use weir_host::aws::{Aws, Bindings};
+use weir_host::cache::ArtifactCache;
+use weir_host::live::{LiveChain, Refresh};
+use weir_host::manifest::{Manifest, ManifestStore};
+use weir_host::metrics::MetricsSnapshot;
+use weir_host::pipeline::config::{DeadLetterConfig, TableMode};
+use weir_host::pipeline::{Drain, Pipeline, RunStats, Runner};
+use weir_host::source::lambda::{read_objects, s3_objects, sns_items};
+use weir_host::source::objects::Objects;
+use weir_host::{Chain, Engine};
+
+pub use emf::Emf;
+pub use settings::{Settings, SettingsError};
+
+/// Why an invocation failed as a whole (Lambda retries it, or SQS redelivers the batch).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("no plugin chain is loaded, so nothing can run: {0}")]
+    NoChain(String),
+    #[error("unsupported event: {0}")]
+    UnknownEvent(String),
+    #[error("{count} input(s) could not be completed and are retried; first: {first}")]
+    Failed { count: usize, first: String },
+    #[error("pipeline version {version}: {message}")]
+    Install { version: u64, message: String },
+    #[error("host error: {0}")]
+    Host(String),
+}
+
+/// Errors building the host at cold start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+/// The running pipeline: its runner (chain + sinks) and where S3 events are read.
+struct Active {
+    runner: Runner,
+    objects: Objects,
+    /// The pipeline file the sinks were built from.
+    definition: String,
+    version: u64,
+}
+
+/// One warm function instance's state.
+pub struct Host {
+    settings: Settings,
+    aws: Aws,
+    live: LiveChain,
+    active: Option<Active>,
+    emf: Emf,
+}
+
+/// The time kept in reserve before the deadline: no batch starts with less left. A fifth of
+/// the invocation's time, at most 5 s.
+pub fn safety_margin(remaining: Duration) -> Duration {
+    (remaining / 5).min(Duration::from_secs(5))
+}
+
+/// The logical bucket name dead-letter offloads use in a deployed pipeline (bound to
+/// `WEIR_OUTPUT_BUCKET`), and their prefix there (terraform lets the function write it).
+const OFFLOAD_BUCKET: &str = "weir-dead-letter-offload";
+pub const OFFLOAD_PREFIX: &str = "weir-dead-letters/";
+
+/// The deployed shape of a pipeline file: its sinks bound to the function's resources.
+///
+/// The function has one results table, one aggregates table, one topic, one dead-letter queue
+/// and one output bucket (`WEIR_*`): the file's `put`/`put-if-absent` table (at most one) is
+/// the results table, its `aggregate` table (at most one) the aggregates table, its topic the
+/// notify topic, its dead-letter queue the rejects queue (letters over 256 KB offloaded to the
+/// output bucket under [`OFFLOAD_PREFIX`]), and its objects sink writes under
+/// `WEIR_OUTPUT_PREFIX/` (the Glue table's location). A file without `[dead_letter]` gets one:
+/// rejects always reach the rejects queue.
+pub fn deploy(mut pipeline: Pipeline, settings: &Settings) -> Result<(Pipeline, Bindings), String> {
+    let mut bindings = Bindings::default();
+    let (aggregates, plain): (Vec<_>, Vec<_>) =
+        pipeline.tables.iter().partition(|t| matches!(t.mode, TableMode::Aggregate { .. }));
+    let names = |ts: &[&weir_host::pipeline::config::TableConfig]| {
+        ts.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    if plain.len() > 1 {
+        return Err(format!(
+            "sinks.table: the function has one results table (WEIR_RESULTS_TABLE), the pipeline file has {} \
+             put/put-if-absent tables ({}); allowed: at most one",
+            plain.len(),
+            names(&plain)
+        ));
+    }
+    if aggregates.len() > 1 {
+        return Err(format!(
+            "sinks.table: the function has one aggregates table (WEIR_AGGREGATES_TABLE), the pipeline file has {} \
+             aggregate tables ({}); allowed: at most one",
+            aggregates.len(),
+            names(&aggregates)
+        ));
+    }
+    for t in plain {
+        bindings.bind("table", &t.name, &settings.results_table);
+    }
+    for t in aggregates {
+        bindings.bind("table", &t.name, &settings.aggregates_table);
+    }
+    if let Some(n) = &pipeline.notify {
+        bindings.bind("topic", &n.topic, &settings.notify_topic_arn);
+    }
+    // Dead letters over SQS's 256 KB go to the output bucket, outside the Glue table's location.
+    let dead_letter = pipeline.dead_letter.get_or_insert_with(|| DeadLetterConfig {
+        queue: "rejects".into(),
+        offload_bucket: None,
+        offload_prefix: String::new(),
+    });
+    dead_letter.offload_bucket = Some(OFFLOAD_BUCKET.into());
+    dead_letter.offload_prefix = OFFLOAD_PREFIX.into();
+    bindings.bind("queue", &dead_letter.queue, &settings.rejects_queue_url);
+    bindings.bind("bucket", OFFLOAD_BUCKET, &settings.output_bucket);
+    if let Some(o) = &mut pipeline.objects {
+        bindings.bind("bucket", &o.bucket, &settings.output_bucket);
+        o.prefix = format!("{}/", settings.output_prefix);
+    }
+    Ok((pipeline, bindings))
+}
+
+/// Parses a manifest's pipeline file as the function deploys it.
+fn deployed(manifest: &Manifest, settings: &Settings) -> Result<(Pipeline, Bindings), String> {
+    let text = manifest.definition.as_deref().ok_or_else(|| {
+        "the manifest has no pipeline file (`definition`): publish with `weir publish --definition weir.toml`"
+            .to_string()
+    })?;
+    let file = PathBuf::from(format!("s3://{}/{} (definition)", settings.plugins_bucket, settings.manifest_key));
+    let pipeline = Pipeline::parse_deployed(&file, text).map_err(|e| e.to_string())?;
+    deploy(pipeline, settings)
+}
+
+impl Host {
+    /// Builds the host: the wasm engine, the precompiled cache and the manifest follower. No
+    /// I/O beyond the cache directory; the first [`Host::refresh`] loads the chain.
+    pub fn new(settings: Settings, aws: Aws, emf: Emf) -> Result<Host, InitError> {
+        let engine = Engine::new().map_err(|e| InitError::Engine(e.to_string()))?;
+        let cache = match ArtifactCache::open(&settings.cache_dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no precompiled-plugin cache; plugins compile on every cold start");
+                None
+            }
+        };
+        let mut store = ManifestStore::new(aws.s3.clone(), &settings.plugins_bucket, &settings.pipeline);
+        store.key = settings.manifest_key.clone();
+        let check_settings = settings.clone();
+        let live = LiveChain::new(store, engine, cache, settings.signing_keys.clone(), settings.refresh)
+            .with_check(Box::new(move |m| deployed(m, &check_settings).map(|_| ())));
+        Ok(Host { settings, aws, live, active: None, emf })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The running chain's version (`stage=plugin@sha` list) and manifest version.
+    pub fn running(&self) -> Option<(String, u64)> {
+        self.active.as_ref().map(|a| (a.runner.chain().version().to_string(), a.version))
+    }
+
+    /// Checks the manifest (if due) and swaps in a new version that passes every check.
+    /// Blocks: call it from a blocking thread.
+    pub fn refresh(&mut self) {
+        let refresh = self.aws.runtime.clone().block_on(self.live.refresh(Instant::now()));
+        match refresh {
+            Refresh::NotDue | Refresh::Unchanged => {}
+            Refresh::Loaded { manifest, chain } => {
+                if let Err(e) = self.install(&manifest, *chain) {
+                    // Only AWS lookups can fail here (the pipeline file passed its check).
+                    tracing::error!(version = manifest.version, error = %e, "cannot build the sinks of a new version; the last good chain keeps running");
+                    self.emf.refusal();
+                }
+            }
+            Refresh::Refused { version, reason } => {
+                tracing::error!(
+                    pipeline = %self.settings.pipeline,
+                    version = ?version,
+                    reason = %reason,
+                    running = ?self.running().map(|(c, v)| format!("{v}: {c}")),
+                    "refused a pipeline version"
+                );
+                self.emf.refusal();
+            }
+        }
+    }
+
+    fn install(&mut self, manifest: &Manifest, chain: Chain) -> Result<(), HandlerError> {
+        let definition = manifest.definition.clone().unwrap_or_default();
+        if let Some(active) = &mut self.active
+            && active.definition == definition
+        {
+            active.runner.replace_chain(chain);
+            active.version = manifest.version;
+            return Ok(());
+        }
+        let install = |message: String| HandlerError::Install { version: manifest.version, message };
+        let (pipeline, bindings) = deployed(manifest, &self.settings).map_err(install)?;
+        let (sinks, dead_letter) =
+            self.aws.runtime.block_on(self.aws.sinks(&pipeline, &bindings)).map_err(|e| install(e.to_string()))?;
+        let objects = self.aws.objects(&pipeline, &bindings);
+        let runner = Runner::new(chain, sinks, dead_letter, pipeline.batch_size);
+        self.active = Some(Active { runner, objects, definition, version: manifest.version });
+        Ok(())
+    }
+
+    /// Runs one event (see the crate docs). `out_of_time` says when no new batch may start.
+    /// Blocks: call it from a blocking thread.
+    pub fn handle(
+        &mut self,
+        payload: Value,
+        out_of_time: Option<Box<dyn Fn() -> bool + Send>>,
+    ) -> Result<Value, HandlerError> {
+        self.refresh();
+        let Some(active) = &mut self.active else {
+            return Err(HandlerError::NoChain(format!(
+                "pipeline {:?}: no version of s3://{}/{} has loaded (see the refusal logged above)",
+                self.settings.pipeline, self.settings.plugins_bucket, self.settings.manifest_key
+            )));
+        };
+        active.runner.set_deadline(out_of_time);
+        let before = (active.runner.stats().clone(), stage_snapshots(&active.runner));
+        let result = run_event(active, &payload);
+        active.runner.set_deadline(None);
+        let after = (active.runner.stats().clone(), stage_snapshots(&active.runner));
+        emit_metrics(&self.emf, &before, &after);
+        result
+    }
+}
+
+fn stage_snapshots(runner: &Runner) -> BTreeMap<String, MetricsSnapshot> {
+    runner.stages().into_iter().map(|s| (s.name, s.metrics)).collect()
+}
+
+fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError> {
+    let records = payload.get("Records").and_then(Value::as_array);
+    let Some(records) = records else {
+        let keys: Vec<&str> = payload.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        return Err(HandlerError::UnknownEvent(format!(
+            "expected an SQS, S3 or SNS event (an object with `Records`), got one with keys [{}]",
+            keys.join(", ")
+        )));
+    };
+    let source =
+        records.first().and_then(|r| r.get("eventSource").or_else(|| r.get("EventSource"))).and_then(Value::as_str);
+    let failures = match source {
+        None if records.is_empty() => BTreeMap::new(),
+        Some("aws:sqs") => {
+            let failed =
+                active.runner.run_sqs_event(records, &active.objects).map_err(|e| HandlerError::Host(e.to_string()))?;
+            for (id, reason) in &failed {
+                tracing::warn!(message = %id, reason = %reason, "message not completed; reported for redelivery");
+            }
+            return Ok(batch_response(failed.keys()));
+        }
+        Some("aws:s3") => {
+            let items = read_objects(s3_objects(records), active.objects.clone());
+            active.runner.run_items(items, Drain::Abandon, |_| {}).map_err(|e| HandlerError::Host(e.to_string()))?
+        }
+        Some("aws:sns") => {
+            let items = sns_items(records, &active.objects);
+            active.runner.run_items(items, Drain::Abandon, |_| {}).map_err(|e| HandlerError::Host(e.to_string()))?
+        }
+        other => {
+            return Err(HandlerError::UnknownEvent(format!(
+                "eventSource {:?}; supported: aws:sqs, aws:s3, aws:sns",
+                other.unwrap_or("(none)")
+            )));
+        }
+    };
+    match failures.iter().next() {
+        None => Ok(json!({})),
+        Some((id, reason)) => Err(HandlerError::Failed { count: failures.len(), first: format!("{id}: {reason}") }),
+    }
+}
+
+/// The SQS partial-batch answer.
+fn batch_response<'a>(ids: impl Iterator<Item = &'a String>) -> Value {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for id in ids {
+        let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+        failure.item_identifier = id.clone();
+        response.batch_item_failures.push(failure);
+    }
+    serde_json::to_value(response).unwrap_or_else(|_| json!({ "batchItemFailures": [] }))
+}
+
+fn emit_metrics(
+    emf: &Emf,
+    before: &(RunStats, BTreeMap<String, MetricsSnapshot>),
+    after: &(RunStats, BTreeMap<String, MetricsSnapshot>),
+) {
+    let (b, a) = (&before.0, &after.0);
+    emf.put(
+        &[],
+        &[
+            ("Inputs", a.inputs.saturating_sub(b.inputs)),
+            ("Delivered", a.delivered.saturating_sub(b.delivered)),
+            ("Filtered", a.filtered.saturating_sub(b.filtered)),
+            ("Rejected", a.rejected.saturating_sub(b.rejected)),
+            ("Unreadable", a.unreadable.saturating_sub(b.unreadable)),
+            ("Failed", a.failed.saturating_sub(b.failed)),
+            ("Outputs", a.outputs.saturating_sub(b.outputs)),
+        ],
+    );
+    let zero = MetricsSnapshot::default();
+    for (stage, a) in &after.1 {
+        let b = before.1.get(stage).unwrap_or(&zero);
+        emf.put(
+            &[("Stage", stage)],
+            &[
+                ("RecordsIn", a.records_in.saturating_sub(b.records_in)),
+                ("RecordsOut", a.records_out.saturating_sub(b.records_out)),
+                ("Filtered", a.filtered.saturating_sub(b.filtered)),
+                ("Rejected", rejected(a).saturating_sub(rejected(b))),
+                ("Isolations", a.isolations.saturating_sub(b.isolations)),
+                ("Restarts", a.restarts.saturating_sub(b.restarts)),
+            ],
+        );
+    }
+}
+
+fn rejected(m: &MetricsSnapshot) -> u64 {
+    m.rejected.values().sum()
+}
+
+/// How long an invocation has: from the context's deadline (ms since the epoch).
+pub fn remaining(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Duration::from_millis(deadline_ms).saturating_sub(now)
+}
+
+/// The function: one event on the shared host, on a blocking thread (wasm and the sinks
+/// block). Main passes this to `lambda_runtime::run`; tests call it with a `LambdaEvent`.
+pub async fn function_handler(
+    host: Arc<Mutex<Host>>,
+    event: lambda_runtime::LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    let (payload, context) = event.into_parts();
+    let left = remaining(context.deadline);
+    // A deadline already past when the invocation starts is not one Lambda gives (it is
+    // milliseconds since the epoch, in the future); a local runtime emulator or a skewed clock
+    // can. Running nothing would fail every message forever, so it counts as unknown.
+    let out_of_time: Option<Box<dyn Fn() -> bool + Send>> = if left.is_zero() {
+        tracing::warn!(
+            deadline_ms = context.deadline,
+            "the invocation's deadline is not in the future; running without one"
+        );
+        None
+    } else {
+        let stop_at = Instant::now() + left.saturating_sub(safety_margin(left));
+        Some(Box::new(move || Instant::now() >= stop_at))
+    };
+    let request = context.request_id.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
+        host.handle(payload, out_of_time)
+    })
+    .await
+    .map_err(|e| format!("the handler thread failed: {e}"))?;
+    match result {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            tracing::error!(request = %request, error = %e, "invocation failed");
+            Err(e.into())
+        }
+    }
+}

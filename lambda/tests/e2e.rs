@@ -1,0 +1,719 @@
+//! The Lambda handler end to end, in process, against moto server (S3, SQS, SNS, DynamoDB on
+//! the AWS wire protocol): `weir_lambda::function_handler` is invoked with `LambdaEvent`s the
+//! way `lambda_runtime` invokes it, while plugin versions are published, tampered with and
+//! rolled back in the plugins bucket.
+//!
+//! - publish v1 -> outputs from v1; publish v2 -> the same warm host's next batch runs v2;
+//!   a tampered artifact, a non-weir component, a plugin whose init fails -> refused
+//!   (logged, `PluginRefusals` metric), v2 keeps running; rollback -> v1 again;
+//! - signatures: with keys configured, unsigned and wrongly signed versions are refused;
+//! - partial batch failure: `batchItemFailures` is exactly the messages that failed;
+//! - direct S3 events; an object cut off by the invocation deadline is failed, and its
+//!   redelivery completes it with no duplicate effect.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_s3::primitives::ByteStream;
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+use weir_host::aws::Aws;
+use weir_host::manifest::{self, Artifact, Manifest, ManifestStore};
+use weir_host::sink::dynamodb::from_attribute;
+use weir_lambda::{Emf, Host, Settings, function_handler};
+use weir_test_artifacts as wasm;
+use weir_test_artifacts::emulators::{self, Process};
+
+const PIPELINE: &str = "orders";
+const PLUGINS: &str = "weir-plugins";
+const INPUT: &str = "weir-input";
+const OUTPUT: &str = "weir-output";
+const RESULTS: &str = "weir-results";
+const AGGREGATES: &str = "weir-aggregates";
+
+/// The pipeline file published with every version: `tax_rate` is the enrich stage's config.
+fn definition(tax_rate: &str) -> String {
+    format!(
+        r#"
+name = "orders"
+batch_size = 10
+
+[[stages]]
+name = "validate"
+plugin = "validate-order.wasm"
+
+[[stages]]
+name = "enrich"
+plugin = "enrich-order.wasm"
+[stages.config]
+tax_rate = "{tax_rate}"
+
+[[sinks.table]]
+name = "orders"
+key = ["pk"]
+mode = "put-if-absent"
+
+[[sinks.table]]
+name = "user_stats"
+key = ["user_id"]
+mode = "aggregate"
+group_by = "user_id"
+counters = [{{ name = "orders", op = "count" }}]
+
+[sinks.notify]
+topic = "big-orders"
+when = {{ field = "total", op = "gt", value = 300 }}
+attributes = ["currency"]
+
+[dead_letter]
+queue = "orders-rejects"
+"#
+    )
+}
+
+struct World {
+    rt: tokio::runtime::Runtime,
+    endpoint: String,
+    aws: Aws,
+    store: ManifestStore,
+    rejects_url: String,
+    topic_arn: String,
+    cache: tempfile::TempDir,
+    _moto: Process,
+}
+
+fn bytes(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The same component with a custom section appended: a new artifact (new sha256) that behaves
+/// the same, as a rebuilt plugin would.
+fn rebuilt(path: &str, tag: &str) -> Vec<u8> {
+    let mut wasm = bytes(path);
+    let name = b"weir-test-build";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(tag.as_bytes());
+    assert!(section.len() < 128);
+    wasm.push(0); // custom section id
+    wasm.push(section.len() as u8);
+    wasm.extend(section);
+    wasm
+}
+
+fn order(i: usize) -> Value {
+    let currency = if i % 7 == 3 { "XYZ" } else { ["USD", "EUR", "GBP"][i % 3] };
+    json!({
+        "order_id": format!("o-{i:04}"),
+        "user_id": format!("u-{}", i % 4),
+        "amount": 100 + (i * 37) % 400,
+        "currency": currency,
+        "timestamp": "2024-05-01T10:00:00Z",
+        "channel": "web",
+        "email": format!("c{i}@example.com"),
+    })
+}
+
+fn sqs_batch(range: std::ops::Range<usize>) -> Value {
+    let records: Vec<Value> = range
+        .map(|i| json!({"messageId": format!("m-{i:04}"), "body": order(i).to_string(), "eventSource": "aws:sqs", "messageAttributes": {}}))
+        .collect();
+    json!({ "Records": records })
+}
+
+fn s3_notification(bucket: &str, key: &str) -> Value {
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2024-05-01T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": key, "size": 1, "eTag": "0", "sequencer": "0"}}
+    }]})
+}
+
+impl World {
+    fn new() -> Option<World> {
+        let moto = emulators::moto()?;
+        let rt = tokio::runtime::Runtime::new().expect("tokio");
+        let aws = rt.block_on(async {
+            let config = aws_config::defaults(BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(moto.endpoint())
+                .credentials_provider(aws_sdk_s3::config::Credentials::new("fake", "fake", None, None, "tests"))
+                .load()
+                .await;
+            Aws::from_config(config, true, rt.handle().clone())
+        });
+        let (rejects_url, topic_arn) = rt.block_on(async {
+            for bucket in [PLUGINS, INPUT, OUTPUT] {
+                aws.s3.create_bucket().bucket(bucket).send().await.expect("bucket");
+            }
+            for (table, key) in [(RESULTS, "pk"), (AGGREGATES, "user_id")] {
+                aws.dynamodb
+                    .create_table()
+                    .table_name(table)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(key)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .unwrap(),
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap(),
+                    )
+                    .send()
+                    .await
+                    .expect("table");
+            }
+            let q = aws.sqs.create_queue().queue_name("rejects").send().await.expect("queue");
+            let t = aws.sns.create_topic().name("notify").send().await.expect("topic");
+            (q.queue_url().unwrap().to_string(), t.topic_arn().unwrap().to_string())
+        });
+        let store = ManifestStore::new(aws.s3.clone(), PLUGINS, PIPELINE);
+        let endpoint = moto.endpoint();
+        Some(World {
+            rt,
+            endpoint,
+            aws,
+            store,
+            rejects_url,
+            topic_arn,
+            cache: tempfile::tempdir().unwrap(),
+            _moto: moto,
+        })
+    }
+
+    /// The function's environment (`lambda/env-vars.json`) for these resources.
+    fn env(&self, keys: &str) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("WEIR_PIPELINE", PIPELINE.to_string()),
+            ("WEIR_PLUGINS_BUCKET", PLUGINS.into()),
+            ("WEIR_MANIFEST_KEY", self.store.key.clone()),
+            ("WEIR_RESULTS_TABLE", RESULTS.into()),
+            ("WEIR_AGGREGATES_TABLE", AGGREGATES.into()),
+            ("WEIR_NOTIFY_TOPIC_ARN", self.topic_arn.clone()),
+            ("WEIR_REJECTS_QUEUE_URL", self.rejects_url.clone()),
+            ("WEIR_OUTPUT_BUCKET", OUTPUT.into()),
+            ("WEIR_OUTPUT_PREFIX", "records".into()),
+            ("WEIR_REFRESH_SECONDS", "0".into()),
+            ("WEIR_SIGNING_KEYS", keys.into()),
+            ("WEIR_CACHE_DIR", self.cache.path().display().to_string()),
+            ("RUST_LOG", "info".into()),
+        ])
+    }
+
+    fn settings(&self, keys: &str) -> Settings {
+        let env = self.env(keys);
+        Settings::from_lookup(|k| env.get(k).cloned()).expect("settings")
+    }
+
+    /// A warm function instance; its EMF lines go to the returned buffer.
+    fn host(&self, keys: &str) -> (Arc<Mutex<Host>>, Arc<Mutex<Vec<u8>>>) {
+        let metrics = Arc::new(Mutex::new(Vec::new()));
+        let emf = Emf::to(metrics.clone(), PIPELINE);
+        let host = Host::new(self.settings(keys), self.aws.clone(), emf).expect("host");
+        (Arc::new(Mutex::new(host)), metrics)
+    }
+
+    fn invoke(&self, host: &Arc<Mutex<Host>>, payload: Value) -> Result<Value, String> {
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = "test-request".into();
+        context.deadline = (std::time::SystemTime::now() + std::time::Duration::from_secs(120))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let event = lambda_runtime::LambdaEvent::new(payload, context);
+        self.rt.block_on(function_handler(host.clone(), event)).map_err(|e| e.to_string())
+    }
+
+    fn upload(&self, wasm: &[u8]) -> Artifact {
+        let (key, sha256) = self.rt.block_on(self.store.upload_artifact(wasm)).expect("upload");
+        Artifact { key, sha256 }
+    }
+
+    /// Publishes `artifacts` (stage -> bytes) with the pipeline file for `tax_rate`.
+    fn publish(&self, artifacts: &[(&str, &[u8])], tax_rate: &str, key: Option<&SigningKey>) -> Manifest {
+        let artifacts: BTreeMap<String, Artifact> =
+            artifacts.iter().map(|(stage, wasm)| (stage.to_string(), self.upload(wasm))).collect();
+        let file = std::path::Path::new("weir.toml");
+        self.rt
+            .block_on(self.store.publish(|current| {
+                manifest::draft(current, Some((file, definition(tax_rate))), &artifacts, key, PIPELINE, "test".into())
+            }))
+            .expect("publish")
+    }
+
+    fn item(&self, order_id: &str, user: &str) -> Option<Value> {
+        let out = self
+            .rt
+            .block_on(
+                self.aws
+                    .dynamodb
+                    .get_item()
+                    .table_name(RESULTS)
+                    .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("{user}#{order_id}")))
+                    .consistent_read(true)
+                    .send(),
+            )
+            .expect("get item");
+        out.item().map(|i| Value::Object(i.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect()))
+    }
+
+    fn count(&self, table: &str) -> usize {
+        let out = self.rt.block_on(self.aws.dynamodb.scan().table_name(table).send()).expect("scan");
+        out.items().iter().filter(|i| !matches!(i.get("user_id"), Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) if s.starts_with("weir-seen#"))).count()
+    }
+
+    fn user_orders(&self) -> BTreeMap<String, u64> {
+        let out = self.rt.block_on(self.aws.dynamodb.scan().table_name(AGGREGATES).send()).expect("scan");
+        out.items()
+            .iter()
+            .filter_map(|i| {
+                let Some(aws_sdk_dynamodb::types::AttributeValue::S(user)) = i.get("user_id") else { return None };
+                if user.starts_with("weir-seen#") {
+                    return None;
+                }
+                let n = from_attribute(i.get("orders")?).to_string().parse::<f64>().ok()? as u64;
+                Some((user.clone(), n))
+            })
+            .collect()
+    }
+
+    fn rejects(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .rt
+                .block_on(
+                    self.aws
+                        .sqs
+                        .receive_message()
+                        .queue_url(&self.rejects_url)
+                        .max_number_of_messages(10)
+                        .message_attribute_names("All")
+                        .send(),
+                )
+                .expect("receive");
+            let messages = out.messages().to_vec();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in &messages {
+                self.rt
+                    .block_on(
+                        self.aws
+                            .sqs
+                            .delete_message()
+                            .queue_url(&self.rejects_url)
+                            .receipt_handle(m.receipt_handle().unwrap())
+                            .send(),
+                    )
+                    .expect("delete");
+            }
+            all.extend(messages);
+        }
+    }
+
+    fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.rt
+            .block_on(self.aws.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body)).send())
+            .expect("put object");
+    }
+}
+
+fn refusals(metrics: &Arc<Mutex<Vec<u8>>>) -> usize {
+    let text = String::from_utf8(metrics.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("EMF lines are JSON"))
+        .filter(|l| l.get("PluginRefusals").is_some())
+        .count()
+}
+
+fn running(host: &Arc<Mutex<Host>>) -> (String, u64) {
+    host.lock().unwrap().running().expect("a chain is running")
+}
+
+fn no_failures(response: &Value) {
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+}
+
+#[test]
+fn publish_hot_swap_refuse_and_roll_back_on_a_warm_host() {
+    let Some(w) = World::new() else { return };
+    let validate = bytes(wasm::VALIDATE_ORDER);
+    let enrich_v1 = bytes(wasm::ENRICH_ORDER);
+    let enrich_v2 = rebuilt(wasm::ENRICH_ORDER, "v2");
+    let v1 = w.publish(&[("validate", &validate), ("enrich", &enrich_v1)], "0", None);
+    assert_eq!(v1.version, 1);
+
+    // v1: totals without tax; every output carries the chain it ran on.
+    let (host, metrics) = w.host("");
+    no_failures(&w.invoke(&host, sqs_batch(0..7)).expect("invoke"));
+    let (chain_v1, version) = running(&host);
+    assert_eq!(version, 1);
+    assert!(chain_v1.contains(&enrich_v1_sha(&v1)[..12]), "{chain_v1}");
+    let o0 = w.item("o-0000", "u-0").expect("o-0000 written");
+    assert_eq!(o0["total"].to_string().parse::<f64>().unwrap(), 100.0);
+    assert_eq!(o0["weir_chain"], chain_v1.as_str());
+    let rejects = w.rejects();
+    assert_eq!(rejects.len(), 1, "o-0003 (currency XYZ) rejected by validate");
+    let attrs = rejects[0].message_attributes().unwrap();
+    assert_eq!(attrs["stage"].string_value(), Some("validate"));
+    assert!(attrs["reason"].string_value().unwrap().contains("XYZ"), "{:?}", attrs["reason"]);
+
+    // v2: the same warm host's next batch runs it, with its config (tax 50 %).
+    let v2 = w.publish(&[("enrich", &enrich_v2)], "0.5", None);
+    assert_eq!(v2.version, 2);
+    no_failures(&w.invoke(&host, sqs_batch(7..14)).expect("invoke"));
+    let (chain_v2, version) = running(&host);
+    assert_eq!(version, 2);
+    assert_ne!(chain_v2, chain_v1);
+    let o7 = w.item("o-0007", "u-3").expect("o-0007 written");
+    assert_eq!(o7["weir_chain"], chain_v2.as_str());
+    assert_eq!(o7["total"].to_string().parse::<f64>().unwrap(), (100 + 7 * 37) as f64 * 1.5);
+    assert_eq!(refusals(&metrics), 0);
+
+    // A tampered artifact: the manifest's sha256 no longer matches the object -> refused.
+    let enrich_v3 = rebuilt(wasm::ENRICH_ORDER, "v3");
+    let v3 = w.publish(&[("enrich", &enrich_v3)], "0.5", None);
+    let enrich = v3.stages.iter().find(|s| s.name == "enrich").unwrap();
+    w.put_object(PLUGINS, &enrich.artifact, rebuilt(wasm::ENRICH_ORDER, "evil"));
+    no_failures(&w.invoke(&host, sqs_batch(14..21)).expect("the last good chain runs"));
+    assert_eq!(running(&host), (chain_v2.clone(), 2), "v3 refused, v2 keeps running");
+    assert_eq!(w.item("o-0014", "u-2").expect("written")["weir_chain"], chain_v2.as_str());
+    assert_eq!(refusals(&metrics), 1, "the refusal is counted once, not on every check");
+    no_failures(&w.invoke(&host, sqs_batch(21..22)).expect("invoke"));
+    assert_eq!(refusals(&metrics), 1, "a refused version is not retried until the manifest changes");
+
+    // Not a weir component; then a plugin whose init refuses its config (tax_rate 99).
+    w.publish(&[("enrich", &bytes(wasm::NOT_WEIR))], "0.5", None);
+    no_failures(&w.invoke(&host, sqs_batch(22..23)).expect("invoke"));
+    assert_eq!(refusals(&metrics), 2);
+    w.publish(&[("enrich", &enrich_v2)], "99", None);
+    no_failures(&w.invoke(&host, sqs_batch(23..24)).expect("invoke"));
+    assert_eq!(refusals(&metrics), 3);
+    assert_eq!(running(&host), (chain_v2.clone(), 2));
+
+    // Rollback to v1: a new version with v1's stages and pipeline file.
+    let back = w.rt.block_on(w.store.rollback(Some(1))).expect("rollback");
+    assert_eq!(back.stages, v1.stages);
+    assert_eq!(back.note, "rollback to 1");
+    no_failures(&w.invoke(&host, sqs_batch(24..31)).expect("invoke"));
+    let (chain, version) = running(&host);
+    assert_eq!((chain.as_str(), version), (chain_v1.as_str(), back.version));
+    let o25 = w.item("o-0025", "u-1").expect("written");
+    assert_eq!(o25["weir_chain"], chain_v1.as_str());
+    assert_eq!(o25["total"].to_string().parse::<f64>().unwrap(), (100 + (25 * 37) % 400) as f64);
+
+    // Every version is in the history.
+    let history = w.rt.block_on(w.store.history()).expect("history");
+    assert_eq!(history.iter().map(|m| m.version).collect::<Vec<_>>(), (1..=back.version).collect::<Vec<_>>());
+
+    // Two publishes racing: another publisher completes between this one's read of the
+    // manifest and its writes. This one fails with Conflict; the other's version stays live.
+    let endpoint = w.endpoint.clone();
+    let raced = w.rt.block_on(w.store.publish(|current| {
+        let current = current.expect("a live version").clone();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async {
+                    let other = ManifestStore::new(s3_client(&endpoint).await, PLUGINS, PIPELINE);
+                    other
+                        .publish(|live| {
+                            let live = live.unwrap();
+                            Ok(manifest::Draft {
+                                stages: live.stages.clone(),
+                                note: "the winner".into(),
+                                definition: live.definition.clone(),
+                            })
+                        })
+                        .await
+                        .expect("the other publish")
+                })
+            })
+            .join()
+            .unwrap()
+        });
+        Ok(manifest::Draft { stages: current.stages, note: "the loser".into(), definition: current.definition })
+    }));
+    assert!(matches!(raced, Err(manifest::ManifestError::Conflict { .. })), "{raced:?}");
+    assert!(raced.unwrap_err().to_string().contains("nothing of this publish is live"));
+    let live = w.rt.block_on(w.store.current()).unwrap().unwrap().0;
+    assert_eq!((live.version, live.note.as_str()), (back.version + 1, "the winner"));
+}
+
+async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("fake", "fake", None, None, "tests"))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+}
+
+fn enrich_v1_sha(m: &Manifest) -> String {
+    m.stages.iter().find(|s| s.name == "enrich").unwrap().sha256.clone()
+}
+
+#[test]
+fn with_keys_configured_only_versions_signed_by_one_of_them_load() {
+    let Some(w) = World::new() else { return };
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let other = SigningKey::from_bytes(&[43; 32]);
+    let keys = manifest::public_key_text(&key.verifying_key());
+    let validate = bytes(wasm::VALIDATE_ORDER);
+    let enrich = bytes(wasm::ENRICH_ORDER);
+
+    w.publish(&[("validate", &validate), ("enrich", &enrich)], "0", None);
+    let (host, metrics) = w.host(&keys);
+    let err = w.invoke(&host, sqs_batch(0..3)).expect_err("nothing may run unsigned");
+    assert!(err.contains("no version"), "{err}");
+    assert_eq!(refusals(&metrics), 1);
+
+    w.publish(&[("validate", &validate), ("enrich", &enrich)], "0", Some(&other));
+    assert!(w.invoke(&host, sqs_batch(0..3)).is_err(), "signed by a key the host does not trust");
+    assert_eq!(refusals(&metrics), 2);
+
+    let signed = w.publish(&[("validate", &validate), ("enrich", &enrich)], "0", Some(&key));
+    no_failures(&w.invoke(&host, sqs_batch(0..3)).expect("signed by a trusted key"));
+    assert_eq!(running(&host).1, signed.version);
+
+    // The signature covers the config: the same artifacts with another config, unsigned, are refused.
+    w.publish(&[], "0.5", None);
+    no_failures(&w.invoke(&host, sqs_batch(3..4)).expect("the signed version keeps running"));
+    assert_eq!(running(&host).1, signed.version);
+    assert_eq!(refusals(&metrics), 3);
+}
+
+#[test]
+fn partial_batch_failure_names_exactly_the_failed_messages() {
+    let Some(w) = World::new() else { return };
+    w.publish(&[("validate", &bytes(wasm::VALIDATE_ORDER)), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
+    let (host, _) = w.host("");
+    let lines: String = (100..105).map(|i| format!("{}\n", order(i))).collect();
+    w.put_object(INPUT, "in/orders.jsonl", lines.into_bytes());
+    let mut batch = sqs_batch(0..6);
+    let records = batch["Records"].as_array_mut().unwrap();
+    let object_message = |id: &str, bucket: &str, key: &str| json!({"messageId": id, "eventSource": "aws:sqs", "body": s3_notification(bucket, key).to_string()});
+    records.insert(2, object_message("m-missing-bucket", "no-such-bucket", "in/orders.jsonl"));
+    records.push(object_message("m-object", INPUT, "in/orders.jsonl"));
+    records.push(object_message("m-other-missing-bucket", "also-missing", "x.jsonl"));
+
+    let response = w.invoke(&host, batch).expect("invoke");
+    let mut failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["m-missing-bucket", "m-other-missing-bucket"], "{response}");
+    // Everything else is done: the plain orders (one rejected) and the object's rows.
+    for i in (0..6).chain(100..105).filter(|i| i % 7 != 3) {
+        let o = order(i);
+        assert!(w.item(o["order_id"].as_str().unwrap(), o["user_id"].as_str().unwrap()).is_some(), "order {i} written");
+    }
+    assert_eq!(w.rejects().len(), (0..6).chain(100..105).filter(|i| i % 7 == 3).count());
+
+    // Not an event this function takes: a clear error, nothing half done.
+    let err = w.invoke(&host, json!({"detail-type": "Scheduled Event"})).expect_err("unknown event");
+    assert!(err.contains("expected an SQS, S3 or SNS event"), "{err}");
+}
+
+#[test]
+fn direct_s3_events_and_objects_cut_off_by_the_deadline_complete_on_redelivery() {
+    let Some(w) = World::new() else { return };
+    w.publish(&[("validate", &bytes(wasm::VALIDATE_ORDER)), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
+    let (host, _) = w.host("");
+
+    // A direct S3 notification: the object's rows, the answer `{}`.
+    let lines: String = (0..20).map(|i| format!("{}\n", order(i))).collect();
+    w.put_object(INPUT, "in/a.jsonl", lines.into_bytes());
+    assert_eq!(w.invoke(&host, s3_notification(INPUT, "in/a.jsonl")).expect("invoke"), json!({}));
+    let good_a = (0..20).filter(|i| i % 7 != 3).count();
+    assert_eq!(w.count(RESULTS), good_a);
+
+    // 40 rows in batches of 10; the deadline comes after the first batch.
+    let lines: String = (1000..1040).map(|i| format!("{}\n", order(i))).collect();
+    w.put_object(INPUT, "in/b.jsonl", lines.into_bytes());
+    let body = s3_notification(INPUT, "in/b.jsonl").to_string();
+    let batch = json!({"Records": [{"messageId": "m-big", "eventSource": "aws:sqs", "body": body}]});
+    let checks = Arc::new(AtomicUsize::new(0));
+    let seen = checks.clone();
+    // Checked before the message, then before each batch: the third check says "out of time".
+    let out_of_time = Box::new(move || seen.fetch_add(1, Ordering::SeqCst) >= 2);
+    let response = host.lock().unwrap().handle(batch.clone(), Some(out_of_time)).expect("handled");
+    assert_eq!(response["batchItemFailures"], json!([{"itemIdentifier": "m-big"}]), "{response}");
+    let partial = w.count(RESULTS) - good_a;
+    assert!(partial > 0 && partial < 40, "the first batch was written before the deadline ({partial})");
+
+    // Redelivered with time to spare: every row exactly once, each order counted once.
+    no_failures(&w.invoke(&host, batch.clone()).expect("invoke"));
+    let good_b = (1000..1040).filter(|i| i % 7 != 3).count();
+    assert_eq!(w.count(RESULTS), good_a + good_b);
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for i in (0..20).chain(1000..1040).filter(|i| i % 7 != 3) {
+        *expected.entry(format!("u-{}", i % 4)).or_default() += 1;
+    }
+    assert_eq!(w.user_orders(), expected);
+    // And once more (SQS at-least-once): still no duplicate effect.
+    no_failures(&w.invoke(&host, batch).expect("invoke"));
+    assert_eq!(w.user_orders(), expected);
+    assert_eq!(w.count(RESULTS), good_a + good_b);
+}
+
+#[test]
+fn a_host_with_nothing_published_fails_the_invocation_and_says_why() {
+    let Some(w) = World::new() else { return };
+    let (host, metrics) = w.host("");
+    let err = w.invoke(&host, sqs_batch(0..2)).expect_err("nothing to run");
+    assert!(err.contains("no version"), "{err}");
+    assert_eq!(refusals(&metrics), 1);
+}
+
+/// cargo-lambda on PATH, or where `tests/run.sh` installs it.
+fn cargo_lambda() -> Option<std::path::PathBuf> {
+    let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-cargo-lambda/bin/cargo-lambda");
+    if local.exists() {
+        return Some(local);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("cargo-lambda")).find(|p| p.is_file()))
+}
+
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn the_bootstrap_binary_under_cargo_lambda_watch_and_invoke() {
+    let Some(cargo_lambda) = cargo_lambda() else {
+        eprintln!(
+            "SKIPPED: cargo-lambda is not installed (pip install cargo-lambda; tests/run.sh puts it in \
+             .venv-cargo-lambda): the bootstrap binary was not run under `cargo lambda watch`"
+        );
+        return;
+    };
+    let Some(w) = World::new() else { return };
+    let validate = bytes(wasm::VALIDATE_ORDER);
+    w.publish(&[("validate", &validate), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
+
+    // The runtime API emulator; our own build of `bootstrap` runs against it, as in Lambda.
+    let port = free_port();
+    let logs = tempfile::tempdir().unwrap();
+    let watch_log = std::fs::File::create(logs.path().join("watch.log")).unwrap();
+    let _watch = Child(
+        std::process::Command::new(&cargo_lambda)
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "--timeout",
+                "120",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .stdout(watch_log.try_clone().unwrap())
+            .stderr(watch_log)
+            .spawn()
+            .expect("cargo lambda watch"),
+    );
+    // The function starts once the runtime API listens (as Lambda starts it after its own).
+    let listening = (0..240).any(|_| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            false
+        }
+    });
+    assert!(listening, "cargo lambda watch did not listen on {port}: {}", read(&logs.path().join("watch.log")));
+    let mut function = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    function
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_ENDPOINT_URL", &w.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "fake")
+        .env("AWS_SECRET_ACCESS_KEY", "fake");
+    for (k, v) in w.env("") {
+        function.env(k, v);
+    }
+    let function_log = logs.path().join("function.log");
+    let out = std::fs::File::create(&function_log).unwrap();
+    let _function = Child(function.stdout(out.try_clone().unwrap()).stderr(out).spawn().expect("bootstrap"));
+
+    let invoke = |payload: &Value| -> Value {
+        let file = logs.path().join("event.json");
+        std::fs::write(&file, payload.to_string()).unwrap();
+        // Bounded: a function that died would leave the invoke waiting forever.
+        let mut child = std::process::Command::new(&cargo_lambda)
+            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P", &port.to_string(), "-o", "json", "-F"])
+            .arg(&file)
+            .arg("_")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cargo lambda invoke");
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("cargo lambda invoke got no answer in 120 s\nfunction log:\n{}", read(&function_log));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().expect("invoke output");
+        assert!(
+            out.status.success(),
+            "cargo lambda invoke failed: {}{}\nfunction log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            read(&function_log)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("invoke answered {:?}: {e}", String::from_utf8_lossy(&out.stdout)))
+    };
+
+    let ok = |response: Value| {
+        assert_eq!(response["batchItemFailures"], json!([]), "{response}\nfunction log:\n{}", read(&function_log))
+    };
+    ok(invoke(&sqs_batch(0..5)));
+    let v1 = w.item("o-0000", "u-0").expect("o-0000 written by the bootstrap binary");
+    // v2, picked up by the running process on its next invocation (WEIR_REFRESH_SECONDS=0).
+    w.publish(&[("enrich", &rebuilt(wasm::ENRICH_ORDER, "v2"))], "0.5", None);
+    ok(invoke(&sqs_batch(5..10)));
+    let v2 = w.item("o-0005", "u-1").expect("o-0005 written");
+    assert_ne!(v1["weir_chain"], v2["weir_chain"], "hot reload inside the running process");
+    assert_eq!(v2["total"].to_string().parse::<f64>().unwrap(), (100 + 5 * 37) as f64 * 1.5);
+    let log = read(&function_log);
+    assert!(log.lines().any(|l| l.contains("\"PluginRefusals\"") || l.contains("\"Inputs\"")), "EMF on stdout:\n{log}");
+    assert!(
+        log.lines().filter(|l| l.starts_with('{')).all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every log line is JSON:\n{log}"
+    );
+}
