@@ -356,3 +356,101 @@ fn new_build_test_round_trip() {
     let again = weir(&["new", "my-filter", "--dir", d]);
     assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
 }
+
+/// `weir keygen`, `publish` (a whole pipeline file, then one stage), `status` and `rollback`
+/// against a bucket on moto server; a plugin that does not load is never published.
+#[test]
+fn publish_status_and_rollback_a_deployed_pipeline() {
+    let Some(moto) = weir_test_artifacts::emulators::moto() else { return };
+    let endpoint = moto.endpoint();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("fake", "fake", None, None, "test"))
+            .load(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    rt.block_on(s3.create_bucket().bucket("plugins").send()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weir.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "orders"
+[[stages]]
+name = "validate"
+plugin = "{}"
+[[stages]]
+name = "enrich"
+plugin = "{}"
+[stages.config]
+tax_rate = "0.2"
+[[sinks.table]]
+name = "orders"
+key = ["pk"]
+[dead_letter]
+queue = "rejects"
+"#,
+            wasm::VALIDATE_ORDER,
+            wasm::ENRICH_ORDER
+        ),
+    )
+    .unwrap();
+    let key = dir.path().join("signing.key");
+    let keygen = weir_aws(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(keygen.status.success());
+    let public = stdout(&keygen).lines().last().unwrap().trim().to_string();
+    assert_eq!(public.len(), 44, "{public}");
+    assert!(!weir_aws(&["keygen", "--out", key.to_str().unwrap()]).status.success(), "never overwrites a key");
+
+    let target = ["--pipeline", "orders", "--bucket", "plugins", "--endpoint-url", &endpoint];
+    let with = |args: &[&str]| -> Output { weir_aws(&[args, &target[..]].concat()) };
+
+    let first = with(&["publish", "--definition", file.to_str().unwrap(), "--sign", key.to_str().unwrap()]);
+    assert!(first.status.success());
+    assert!(stdout(&first).contains("published orders version 1: validate="), "{}", stdout(&first));
+
+    // One stage, from a rebuilt component (same code, new sha256).
+    let mut rebuilt = std::fs::read(wasm::ENRICH_ORDER).unwrap();
+    rebuilt.extend_from_slice(&[0, 6, 3, b'w', b'e', b'i', b'v', b'2']);
+    let v2_wasm = dir.path().join("enrich-v2.wasm");
+    std::fs::write(&v2_wasm, &rebuilt).unwrap();
+    let second = with(&["publish", v2_wasm.to_str().unwrap(), "--stage", "enrich", "--sign", key.to_str().unwrap()]);
+    assert!(second.status.success());
+    assert!(stdout(&second).contains("version 2"));
+
+    // Refused before anything is written: not a weir component; a stage the file does not have.
+    let bad = with(&["publish", wasm::NOT_WEIR, "--stage", "enrich"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("does not load, so it is not published"));
+    let unknown = with(&["publish", wasm::ENRICH_ORDER, "--stage", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("its stages: validate, enrich"));
+
+    let status = with(&["status", "--json"]);
+    assert!(status.status.success());
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["live"]["version"], 2);
+    assert_eq!(status["history"].as_array().unwrap().len(), 2);
+    let keys = weir_host::manifest::verifying_keys(&public).unwrap();
+    let live: weir_host::manifest::Manifest = serde_json::from_value(status["live"].clone()).unwrap();
+    for stage in &live.stages {
+        weir_host::manifest::verify("orders", stage, &keys).expect("signed with the generated key");
+    }
+    assert_eq!(live.stages[1].config["tax_rate"], "0.2", "config from the pipeline file");
+    let v1_stages = status["history"][0]["stages"].clone();
+
+    let back = with(&["rollback"]);
+    assert!(back.status.success());
+    assert!(stdout(&back).contains("version 3") && stdout(&back).contains("rollback to 1"), "{}", stdout(&back));
+    let status: Value = serde_json::from_slice(&with(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["live"]["stages"], v1_stages);
+    let none = with(&["rollback", "--to", "9"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no version 9 (versions: 1, 2, 3)"));
+    let text = stdout(&with(&["status"]));
+    assert!(text.contains("live version 3 (rollback to 1)") && text.contains("signed"), "{text}");
+}
