@@ -19,7 +19,9 @@
 //!      idempotent, so rows already written are not written twice);
 //!    - **SNS notification** (of S3 events): the same as S3.
 //! 3. stops starting batches when the invocation's deadline is near ([`safety_margin`]):
-//!    unfinished messages are failed and redelivered; see the README's failure policy.
+//!    unfinished messages are failed and redelivered, and an object being read is
+//!    checkpointed ([`S3Checkpoints`]) so that its retry resumes after the rows already done;
+//!    see the README's failure policy.
 //! 4. writes per-stage and per-invocation metrics as CloudWatch EMF ([`emf`]).
 
 pub mod emf;
@@ -91,6 +93,74 @@ pub struct Host {
 /// the invocation's time, at most 5 s.
 pub fn safety_margin(remaining: Duration) -> Duration {
     (remaining / 5).min(Duration::from_secs(5))
+}
+
+/// Checkpoints of objects cut off by the deadline, in the output bucket under
+/// `weir-checkpoints/<pipeline>/` (one small JSON object per unfinished input, deleted when it
+/// finishes; terraform lets the function read, write and delete exactly there).
+pub struct S3Checkpoints {
+    s3: aws_sdk_s3::Client,
+    runtime: tokio::runtime::Handle,
+    bucket: String,
+    prefix: String,
+}
+
+/// Where checkpoints live in the output bucket.
+pub const CHECKPOINT_PREFIX: &str = "weir-checkpoints/";
+
+impl S3Checkpoints {
+    pub fn new(aws: &Aws, settings: &Settings) -> S3Checkpoints {
+        S3Checkpoints {
+            s3: aws.s3.clone(),
+            runtime: aws.runtime.clone(),
+            bucket: settings.output_bucket.clone(),
+            prefix: format!("{CHECKPOINT_PREFIX}{}/", settings.pipeline),
+        }
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}{}.json", self.prefix, weir_host::plugin::sha256_hex(id.as_bytes()))
+    }
+}
+
+impl weir_host::pipeline::Checkpoints for S3Checkpoints {
+    fn done(&self, id: &str) -> u64 {
+        let key = self.key(id);
+        let read = self.runtime.block_on(async {
+            let out = self.s3.get_object().bucket(&self.bucket).key(&key).send().await.ok()?;
+            let bytes = out.body.collect().await.ok()?.into_bytes();
+            let v: Value = serde_json::from_slice(&bytes).ok()?;
+            (v.get("id")?.as_str()? == id).then(|| v.get("done")?.as_u64()).flatten()
+        });
+        read.unwrap_or(0)
+    }
+
+    fn save(&self, id: &str, done: u64) {
+        let key = self.key(id);
+        let body = json!({ "id": id, "done": done }).to_string();
+        let put = self.runtime.block_on(
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
+                .send(),
+        );
+        match put {
+            Ok(_) => tracing::info!(input = %id, done, "cut off by the deadline; checkpoint saved"),
+            Err(e) => {
+                tracing::warn!(input = %id, error = %weir_host::aws::describe(&e), "cannot save a checkpoint; the retry starts over")
+            }
+        }
+    }
+
+    fn clear(&self, id: &str) {
+        let key = self.key(id);
+        if let Err(e) = self.runtime.block_on(self.s3.delete_object().bucket(&self.bucket).key(&key).send()) {
+            tracing::warn!(input = %id, error = %weir_host::aws::describe(&e), "cannot delete a finished checkpoint");
+        }
+    }
 }
 
 /// The logical bucket name dead-letter offloads use in a deployed pipeline (bound to
@@ -210,13 +280,17 @@ impl Host {
                 }
             }
             Refresh::Refused { version, reason } => {
-                tracing::error!(
-                    pipeline = %self.settings.pipeline,
-                    version = ?version,
-                    reason = %reason,
-                    running = ?self.running().map(|(c, v)| format!("{v}: {c}")),
-                    "refused a pipeline version"
-                );
+                let running = self.running().map(|(c, v)| format!("{v}: {c}"));
+                match version {
+                    Some(version) => tracing::error!(
+                        pipeline = %self.settings.pipeline, version, reason = %reason, running = ?running,
+                        "refused a pipeline version; the last good chain keeps running"
+                    ),
+                    None => tracing::error!(
+                        pipeline = %self.settings.pipeline, reason = %reason,
+                        "no pipeline version can be loaded"
+                    ),
+                }
                 self.emf.refusal();
             }
         }
@@ -236,7 +310,8 @@ impl Host {
         let (sinks, dead_letter) =
             self.aws.runtime.block_on(self.aws.sinks(&pipeline, &bindings)).map_err(|e| install(e.to_string()))?;
         let objects = self.aws.objects(&pipeline, &bindings);
-        let runner = Runner::new(chain, sinks, dead_letter, pipeline.batch_size);
+        let mut runner = Runner::new(chain, sinks, dead_letter, pipeline.batch_size);
+        runner.set_checkpoints(Some(Box::new(S3Checkpoints::new(&self.aws, &self.settings))));
         self.active = Some(Active { runner, objects, definition, version: manifest.version });
         Ok(())
     }
@@ -291,8 +366,23 @@ fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError
             return Ok(batch_response(failed.keys()));
         }
         Some("aws:s3") => {
+            // One unit, resumable: identified by its objects and their versions (sequencer).
+            let id = records
+                .iter()
+                .map(|r| {
+                    let o = &r["s3"]["object"];
+                    format!(
+                        "s3://{}/{}#{}",
+                        r["s3"]["bucket"]["name"],
+                        o["key"],
+                        o.get("sequencer").or(o.get("eTag")).unwrap_or(&Value::Null)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",");
             let items = read_objects(s3_objects(records), active.objects.clone());
-            active.runner.run_items(items, Drain::Abandon, |_| {}).map_err(|e| HandlerError::Host(e.to_string()))?
+            let failed = active.runner.run_resumable(&id, items).map_err(|e| HandlerError::Host(e.to_string()))?;
+            failed.into_iter().collect()
         }
         Some("aws:sns") => {
             let items = sns_items(records, &active.objects);
@@ -401,5 +491,58 @@ pub async fn function_handler(
             tracing::error!(request = %request, error = %e, "invocation failed");
             Err(e.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn settings() -> Settings {
+        let env = BTreeMap::from([
+            ("WEIR_PIPELINE", "orders"),
+            ("WEIR_PLUGINS_BUCKET", "plugins"),
+            ("WEIR_MANIFEST_KEY", "pipelines/orders/manifest.json"),
+            ("WEIR_RESULTS_TABLE", "prod-results"),
+            ("WEIR_AGGREGATES_TABLE", "prod-aggregates"),
+            ("WEIR_NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify"),
+            ("WEIR_REJECTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/rejects"),
+            ("WEIR_OUTPUT_BUCKET", "prod-output"),
+            ("WEIR_OUTPUT_PREFIX", "records"),
+        ]);
+        Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap()
+    }
+
+    #[test]
+    fn the_example_pipeline_binds_to_the_function_resources_or_says_why_not() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders/weir.toml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let pipeline = Pipeline::parse_deployed(&example, &text).unwrap();
+        // Two aggregate tables, one aggregates table: refused, naming them and the limit.
+        let err = deploy(pipeline.clone(), &settings()).unwrap_err();
+        assert!(err.contains("user_stats, currency_stats") && err.contains("at most one"), "{err}");
+
+        let mut one = pipeline;
+        one.tables.retain(|t| t.name != "currency_stats");
+        let (deployed, bindings) = deploy(one, &settings()).unwrap();
+        assert_eq!(bindings.table("orders"), "prod-results");
+        assert_eq!(bindings.table("user_stats"), "prod-aggregates");
+        assert_eq!(bindings.topic("big-orders"), "arn:aws:sns:us-east-1:123456789012:notify");
+        assert_eq!(bindings.queue("orders-rejects"), "https://sqs.us-east-1.amazonaws.com/123456789012/rejects");
+        assert_eq!(bindings.bucket("orders-processed"), "prod-output");
+        let objects = deployed.objects.as_ref().unwrap();
+        assert_eq!(objects.prefix, "records/", "under the Glue table's location");
+        let dead_letter = deployed.dead_letter.as_ref().unwrap();
+        assert_eq!(bindings.bucket(dead_letter.offload_bucket.as_deref().unwrap()), "prod-output");
+        assert_eq!(dead_letter.offload_prefix, OFFLOAD_PREFIX);
+    }
+
+    #[test]
+    fn the_safety_margin_is_a_fifth_of_the_time_at_most_five_seconds() {
+        assert_eq!(safety_margin(Duration::from_secs(3)), Duration::from_millis(600));
+        assert_eq!(safety_margin(Duration::from_secs(900)), Duration::from_secs(5));
+        assert_eq!(remaining(0), Duration::ZERO, "a deadline in the past leaves nothing");
     }
 }

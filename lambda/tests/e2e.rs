@@ -206,16 +206,22 @@ impl World {
         ])
     }
 
-    fn settings(&self, keys: &str) -> Settings {
-        let env = self.env(keys);
+    fn settings(&self, keys: &str, refresh_seconds: &str) -> Settings {
+        let mut env = self.env(keys);
+        env.insert("WEIR_REFRESH_SECONDS", refresh_seconds.into());
         Settings::from_lookup(|k| env.get(k).cloned()).expect("settings")
     }
 
-    /// A warm function instance; its EMF lines go to the returned buffer.
+    /// A warm function instance checking the manifest on every invocation; its EMF lines go
+    /// to the returned buffer.
     fn host(&self, keys: &str) -> (Arc<Mutex<Host>>, Arc<Mutex<Vec<u8>>>) {
+        self.host_refreshing(keys, "0")
+    }
+
+    fn host_refreshing(&self, keys: &str, refresh_seconds: &str) -> (Arc<Mutex<Host>>, Arc<Mutex<Vec<u8>>>) {
         let metrics = Arc::new(Mutex::new(Vec::new()));
         let emf = Emf::to(metrics.clone(), PIPELINE);
-        let host = Host::new(self.settings(keys), self.aws.clone(), emf).expect("host");
+        let host = Host::new(self.settings(keys, refresh_seconds), self.aws.clone(), emf).expect("host");
         (Arc::new(Mutex::new(host)), metrics)
     }
 
@@ -318,6 +324,11 @@ impl World {
         }
     }
 
+    fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let out = self.rt.block_on(self.aws.s3.list_objects_v2().bucket(bucket).prefix(prefix).send()).expect("list");
+        out.contents().iter().filter_map(|o| o.key().map(String::from)).collect()
+    }
+
     fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
         self.rt
             .block_on(self.aws.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body)).send())
@@ -331,6 +342,15 @@ fn refusals(metrics: &Arc<Mutex<Vec<u8>>>) -> usize {
         .map(|l| serde_json::from_str::<Value>(l).expect("EMF lines are JSON"))
         .filter(|l| l.get("PluginRefusals").is_some())
         .count()
+}
+
+/// `Inputs` of the invocation whose metrics are in the buffer.
+fn invocation_inputs(metrics: &Arc<Mutex<Vec<u8>>>) -> u64 {
+    let text = String::from_utf8(metrics.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|l| l.get("Inputs").and_then(Value::as_u64))
+        .sum()
 }
 
 fn running(host: &Arc<Mutex<Host>>) -> (String, u64) {
@@ -527,10 +547,10 @@ fn partial_batch_failure_names_exactly_the_failed_messages() {
 }
 
 #[test]
-fn direct_s3_events_and_objects_cut_off_by_the_deadline_complete_on_redelivery() {
+fn direct_s3_events_and_objects_cut_off_by_the_deadline_resume_on_redelivery() {
     let Some(w) = World::new() else { return };
     w.publish(&[("validate", &bytes(wasm::VALIDATE_ORDER)), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
-    let (host, _) = w.host("");
+    let (host, metrics) = w.host("");
 
     // A direct S3 notification: the object's rows, the answer `{}`.
     let lines: String = (0..20).map(|i| format!("{}\n", order(i))).collect();
@@ -553,8 +573,16 @@ fn direct_s3_events_and_objects_cut_off_by_the_deadline_complete_on_redelivery()
     let partial = w.count(RESULTS) - good_a;
     assert!(partial > 0 && partial < 40, "the first batch was written before the deadline ({partial})");
 
-    // Redelivered with time to spare: every row exactly once, each order counted once.
+    // Its progress is checkpointed: the first batch of 10 rows is done.
+    let checkpoints = w.list(OUTPUT, "weir-checkpoints/orders/");
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+
+    // Redelivered with time to spare: it resumes after those 10 rows, every row ends up
+    // exactly once, each order counted once, and the checkpoint is gone.
+    metrics.lock().unwrap().clear();
     no_failures(&w.invoke(&host, batch.clone()).expect("invoke"));
+    assert_eq!(invocation_inputs(&metrics), 30, "resumed after the checkpoint");
+    assert!(w.list(OUTPUT, "weir-checkpoints/").is_empty());
     let good_b = (1000..1040).filter(|i| i % 7 != 3).count();
     assert_eq!(w.count(RESULTS), good_a + good_b);
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
@@ -562,10 +590,29 @@ fn direct_s3_events_and_objects_cut_off_by_the_deadline_complete_on_redelivery()
         *expected.entry(format!("u-{}", i % 4)).or_default() += 1;
     }
     assert_eq!(w.user_orders(), expected);
-    // And once more (SQS at-least-once): still no duplicate effect.
+    // And once more (SQS at-least-once): all of it again, still no duplicate effect.
+    metrics.lock().unwrap().clear();
     no_failures(&w.invoke(&host, batch).expect("invoke"));
+    assert_eq!(invocation_inputs(&metrics), 40);
     assert_eq!(w.user_orders(), expected);
     assert_eq!(w.count(RESULTS), good_a + good_b);
+}
+
+#[test]
+fn a_warm_host_checks_the_manifest_at_most_once_per_refresh_interval() {
+    let Some(w) = World::new() else { return };
+    let validate = bytes(wasm::VALIDATE_ORDER);
+    w.publish(&[("validate", &validate), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
+    let (host, _) = w.host_refreshing("", "3600");
+    no_failures(&w.invoke(&host, sqs_batch(0..2)).expect("invoke"));
+    assert_eq!(running(&host).1, 1);
+    w.publish(&[("enrich", &rebuilt(wasm::ENRICH_ORDER, "v2"))], "0.5", None);
+    no_failures(&w.invoke(&host, sqs_batch(2..4)).expect("invoke"));
+    assert_eq!(running(&host).1, 1, "not due for an hour: v1 keeps running, no S3 request made");
+    // A fresh instance (a cold start) loads the newest version.
+    let (cold, _) = w.host_refreshing("", "3600");
+    no_failures(&w.invoke(&cold, sqs_batch(4..6)).expect("invoke"));
+    assert_eq!(running(&cold).1, 2);
 }
 
 #[test]

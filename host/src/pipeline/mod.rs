@@ -94,6 +94,21 @@ pub struct Runner {
     failures: BTreeMap<String, String>,
     /// Whether to stop starting batches (the invocation's deadline is near).
     out_of_time: Option<Box<dyn Fn() -> bool + Send>>,
+    /// Where progress through an object cut off by the deadline is kept.
+    checkpoints: Option<Box<dyn Checkpoints>>,
+}
+
+/// Progress through long inputs (an S3 object's rows) kept between runs, so that an object cut
+/// off by the deadline resumes where it stopped instead of starting over (the Lambda keeps
+/// them in S3). A checkpoint only ever counts rows all of whose effects were completed, so a
+/// lost or stale one costs repeated work, never a lost row: the sinks absorb repeats.
+pub trait Checkpoints: Send {
+    /// How many leading items of `id` are done (0 when unknown).
+    fn done(&self, id: &str) -> u64;
+    /// Records that the first `done` items of `id` are done.
+    fn save(&self, id: &str, done: u64);
+    /// `id` is finished: forget its checkpoint.
+    fn clear(&self, id: &str);
 }
 
 /// What [`Runner::run_items`] does with the rest of its items when time runs out.
@@ -127,7 +142,36 @@ impl Runner {
             stats: RunStats::default(),
             failures: BTreeMap::new(),
             out_of_time: None,
+            checkpoints: None,
         }
+    }
+
+    /// Keeps progress through objects cut off by the deadline (see [`Checkpoints`]).
+    pub fn set_checkpoints(&mut self, checkpoints: Option<Box<dyn Checkpoints>>) {
+        self.checkpoints = checkpoints;
+    }
+
+    /// Runs one long input (an object's rows, as one unit) under `id`: resumes after the
+    /// checkpointed rows, and when the deadline cuts it off, saves how far it got. Returns the
+    /// first failure (the unit is to be retried), if any.
+    pub fn run_resumable(
+        &mut self,
+        id: &str,
+        items: impl Iterator<Item = SourceItem>,
+    ) -> Result<Option<(String, String)>, SinkError> {
+        let skip = self.checkpoints.as_ref().map_or(0, |c| c.done(id));
+        if skip > 0 {
+            tracing::info!(input = %id, rows = skip, "resuming after the rows done before the last deadline");
+        }
+        let (failures, done) = self.run_stream(items.skip(skip as usize), Drain::Abandon, |_| {})?;
+        if let Some(c) = &self.checkpoints {
+            if failures.contains_key(DEADLINE_ID) && done > 0 {
+                c.save(id, skip + done);
+            } else if failures.is_empty() && skip > 0 {
+                c.clear(id);
+            }
+        }
+        Ok(failures.into_iter().next())
     }
 
     /// Sets the test for running out of time, checked before every batch (the Lambda: less
@@ -198,8 +242,7 @@ impl Runner {
                 failed.insert(id, DEADLINE_REASON.to_string());
                 continue;
             }
-            let rows = self.run_items(read_objects(refs, objects.clone()), Drain::Abandon, |_| {})?;
-            if let Some((row, reason)) = rows.into_iter().next() {
+            if let Some((row, reason)) = self.run_resumable(&id, read_objects(refs, objects.clone()))? {
                 failed.insert(id, format!("{row}: {reason}"));
             }
         }
@@ -212,9 +255,21 @@ impl Runner {
         &mut self,
         items: impl Iterator<Item = SourceItem>,
         drain: Drain,
-        mut on_batch: impl FnMut(&RunStats),
+        on_batch: impl FnMut(&RunStats),
     ) -> Result<BTreeMap<String, String>, SinkError> {
+        Ok(self.run_stream(items, drain, on_batch)?.0)
+    }
+
+    /// [`Runner::run_items`], also returning how many leading items were done (every effect
+    /// completed) before the first failure or the deadline: a checkpoint.
+    fn run_stream(
+        &mut self,
+        items: impl Iterator<Item = SourceItem>,
+        drain: Drain,
+        mut on_batch: impl FnMut(&RunStats),
+    ) -> Result<(BTreeMap<String, String>, u64), SinkError> {
         let mut failures = BTreeMap::new();
+        let mut done = 0u64;
         let (started, before) = (Instant::now(), self.stats.elapsed);
         let mut records = Vec::with_capacity(self.batch_size);
         let mut letters = Vec::new();
@@ -240,8 +295,11 @@ impl Runner {
                 break;
             }
             records.clear();
+            let mut pulled = 0u64;
             while records.len() < self.batch_size {
-                match items.next() {
+                let next = items.next();
+                pulled += u64::from(next.is_some());
+                match next {
                     None => break,
                     Some(SourceItem::Record(r)) => records.push(r),
                     Some(SourceItem::Unreadable(u)) => letters.push(DeadLetter {
@@ -265,11 +323,14 @@ impl Runner {
             for (id, reason) in outcome.failed {
                 failures.entry(id).or_insert(reason);
             }
+            if failures.is_empty() {
+                done += pulled;
+            }
             self.stats.elapsed = before + started.elapsed();
             on_batch(&self.stats);
         }
         self.stats.elapsed = before + started.elapsed();
-        Ok(failures)
+        Ok((failures, done))
     }
 
     /// Runs one batch of records through the chain and into the sinks. `unreadable` are

@@ -71,6 +71,13 @@ locals {
         Resource = ["${var.output_bucket_arn}/${var.output_prefix}/*", "${var.output_bucket_arn}/weir-dead-letters/*"]
       },
       {
+        # Progress through objects cut off by the invocation deadline (resumed on retry).
+        Sid      = "Checkpoints"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+        Resource = ["${var.output_bucket_arn}/weir-checkpoints/*"]
+      },
+      {
         Sid      = "WriteTables"
         Effect   = "Allow"
         Action   = ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
