@@ -258,7 +258,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!(
             "  {:<16} sha256 {}  {}  {} MiB, {} ms{}",
             s.name,
-            &s.sha256[..s.sha256.len().min(16)],
+            s.sha256.chars().take(16).collect::<String>(),
             s.artifact,
             limits.memory_mib,
             limits.time_ms,

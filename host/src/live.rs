@@ -16,7 +16,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::cache::ArtifactCache;
 use crate::chain::Chain;
 use crate::engine::Engine;
-use crate::manifest::{Fetched, Manifest, ManifestError, ManifestStore, verify};
+use crate::manifest::{Fetched, Manifest, ManifestError, ManifestStore, verify_manifest};
 use crate::plugin::Plugin;
 use crate::stage::StageSpec;
 
@@ -29,8 +29,12 @@ pub enum Refresh {
     Unchanged,
     /// A new version passed every check: swap this chain in before the next batch.
     Loaded { manifest: Manifest, chain: Box<Chain> },
-    /// A new version failed a check; the current chain stays.
+    /// A new version failed a check; the current chain stays, and that version is not tried
+    /// again until the manifest changes.
     Refused { version: Option<u64>, reason: String },
+    /// The manifest or an artifact could not be read (S3 unavailable, nothing published yet):
+    /// tried again on the next check; the current chain, if any, stays.
+    Unavailable { reason: String },
 }
 
 /// The manifest a host follows and what it last saw of it.
@@ -103,28 +107,27 @@ impl LiveChain {
         let known = self.refused_etag.clone().or_else(|| self.running.as_ref().map(|(e, _)| e.clone()));
         let fetched = match self.store.fetch(known.as_deref()).await {
             Ok(f) => f,
-            Err(e) => {
-                return if self.running.is_some() {
-                    // Cannot tell whether it changed: keep running what we have, ask again later.
-                    tracing::warn!(error = %e, "cannot check the pipeline manifest; keeping the running chain");
-                    Refresh::Unchanged
-                } else {
-                    Refresh::Refused { version: None, reason: e.to_string() }
-                };
-            }
+            // Cannot tell whether it changed: keep running what we have, ask again later.
+            Err(e) => return Refresh::Unavailable { reason: e.to_string() },
         };
         let (manifest, etag) = match fetched {
             Fetched::NotModified => return Refresh::Unchanged,
             Fetched::Missing => {
-                return Refresh::Refused {
-                    version: None,
-                    reason: ManifestError::Missing {
-                        pipeline: self.store.pipeline.clone(),
-                        bucket: self.store.bucket.clone(),
-                        key: self.store.key.clone(),
-                    }
-                    .to_string(),
-                };
+                let reason = ManifestError::Missing {
+                    pipeline: self.store.pipeline.clone(),
+                    bucket: self.store.bucket.clone(),
+                    key: self.store.key.clone(),
+                }
+                .to_string();
+                return Refresh::Unavailable { reason };
+            }
+            Fetched::Unparsable { reason, etag } => {
+                if self.refused_etag.as_deref() == Some(&etag) {
+                    return Refresh::Unchanged;
+                }
+                tracing::error!(reason = %reason, "refused a manifest that is not valid; the last good chain keeps running");
+                self.refused_etag = Some(etag);
+                return Refresh::Refused { version: None, reason };
             }
             Fetched::Changed { manifest, etag } => (manifest, etag),
         };
@@ -138,6 +141,8 @@ impl LiveChain {
                 self.refused_etag = None;
                 Refresh::Loaded { manifest, chain: Box::new(chain) }
             }
+            // Reading failed, not the version: try it again on the next check.
+            Err(e @ ManifestError::S3 { .. }) => Refresh::Unavailable { reason: e.to_string() },
             Err(e) => {
                 tracing::error!(version = manifest.version, error = %e, "refused pipeline version; the last good chain keeps running");
                 self.refused_etag = Some(etag);
@@ -155,9 +160,9 @@ impl LiveChain {
             check(manifest)
                 .map_err(|message| ManifestError::Invalid(format!("version {}: {message}", manifest.version)))?;
         }
+        verify_manifest(manifest, &self.keys)?;
         let mut specs = Vec::with_capacity(manifest.stages.len());
         for stage in &manifest.stages {
-            verify(&manifest.pipeline, stage, &self.keys)?;
             let bytes = self.store.artifact(stage).await?;
             let name = stage.name.clone();
             let refused = |message: String| ManifestError::Refused { stage: name.clone(), message };

@@ -12,11 +12,15 @@
 //! an ed25519 signature over all of those ([`signing_message`]). A host configured with public
 //! keys refuses any stage without a valid signature by one of them.
 //!
-//! Publishing is optimistic: read the live manifest and its ETag, create the next history entry
-//! only if absent (`If-None-Match: *`), then replace the live manifest only if it still has that
-//! ETag (`If-Match`). Two concurrent publishes cannot both win: the loser gets
-//! [`ManifestError::Conflict`] and nothing it wrote is live. A rollback publishes an earlier
-//! version's stages as a new version, so history only grows.
+//! Publishing is optimistic: read the live manifest and its ETag, replace it only if it still
+//! has that ETag (`If-Match`; `If-None-Match: *` for the first), then write the history entry.
+//! Two concurrent publishes cannot both win: the loser gets [`ManifestError::Conflict`] and
+//! nothing it wrote is live. A rollback publishes an earlier version's stages as a new version,
+//! so history only grows.
+//!
+//! With keys configured, a host also requires the manifest's chain signature
+//! ([`chain_signing_message`]: every stage in order and the pipeline file), so that nothing can
+//! be dropped, reordered or reconfigured without a key.
 
 use std::collections::BTreeMap;
 
@@ -65,14 +69,20 @@ pub struct Manifest {
     /// size the deployed host uses; its `[[stages]]` are superseded by `stages`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<String>,
+    /// ed25519 signature over the whole chain ([`chain_signing_message`]: the stages in order
+    /// and the pipeline file), base64: with keys configured, nothing can be dropped, reordered
+    /// or reconfigured without the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
-/// What a publish changes: the next version's stages, note and pipeline file.
+/// What a publish changes: the next version's stages, note, pipeline file and chain signature.
 #[derive(Debug, Clone)]
 pub struct Draft {
     pub stages: Vec<ManifestStage>,
     pub note: String,
     pub definition: Option<String>,
+    pub signature: Option<String>,
 }
 
 impl Manifest {
@@ -80,7 +90,7 @@ impl Manifest {
     pub fn describe(&self) -> String {
         self.stages
             .iter()
-            .map(|s| format!("{}={}", s.name, &s.sha256[..s.sha256.len().min(12)]))
+            .map(|s| format!("{}={}", s.name, s.sha256.chars().take(12).collect::<String>()))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -168,7 +178,13 @@ pub fn draft(
             file.display()
         )));
     }
-    Ok(Draft { stages, note, definition: Some(text) })
+    let definition = Some(text);
+    let signature = match (key, current) {
+        (Some(key), _) => Some(sign_chain(pipeline, &stages, definition.as_deref(), key)),
+        (None, Some(c)) if c.stages == stages && c.definition == definition => c.signature.clone(),
+        (None, _) => None,
+    };
+    Ok(Draft { stages, note, definition, signature })
 }
 
 /// Why a manifest operation failed.
@@ -206,25 +222,59 @@ pub fn sign(pipeline: &str, stage: &mut ManifestStage, key: &SigningKey) {
 /// Checks a stage's signature against `keys`; with no keys configured, signatures are not
 /// required (but a present one must still be well-formed).
 pub fn verify(pipeline: &str, stage: &ManifestStage, keys: &[VerifyingKey]) -> Result<(), ManifestError> {
-    let refused = |message: String| ManifestError::Refused { stage: stage.name.clone(), message };
     if keys.is_empty() {
         return Ok(());
     }
-    let Some(text) = &stage.signature else {
-        return Err(refused("not signed, and this host requires a signature by one of its keys".into()));
+    check(stage.signature.as_deref(), &signing_message(pipeline, stage), keys)
+        .map_err(|message| ManifestError::Refused { stage: stage.name.clone(), message })
+}
+
+/// The text a manifest's chain signature covers: every stage's [`signing_message`] in order,
+/// and the sha256 of the pipeline file.
+pub fn chain_signing_message(pipeline: &str, stages: &[ManifestStage], definition: Option<&str>) -> Vec<u8> {
+    let mut message = format!("weir-chain-v1\n{pipeline}\n{}\n", stages.len()).into_bytes();
+    for stage in stages {
+        message.extend(signing_message(pipeline, stage));
+    }
+    let file = definition.map(|d| sha256_hex(d.as_bytes())).unwrap_or_default();
+    message.extend(format!("definition {file}\n").into_bytes());
+    message
+}
+
+/// Signs a whole chain (see [`chain_signing_message`]).
+pub fn sign_chain(pipeline: &str, stages: &[ManifestStage], definition: Option<&str>, key: &SigningKey) -> String {
+    BASE64.encode(key.sign(&chain_signing_message(pipeline, stages, definition)).to_bytes())
+}
+
+fn check(signature: Option<&str>, message: &[u8], keys: &[VerifyingKey]) -> Result<(), String> {
+    let Some(text) = signature else {
+        return Err("not signed, and this host requires a signature by one of its keys".into());
     };
     let bytes: [u8; 64] = BASE64
         .decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| refused("signature is not 64 bytes of base64".into()))?;
+        .ok_or_else(|| "signature is not 64 bytes of base64".to_string())?;
     let signature = Signature::from_bytes(&bytes);
-    let message = signing_message(pipeline, stage);
-    if keys.iter().any(|k| k.verify(&message, &signature).is_ok()) {
+    if keys.iter().any(|k| k.verify(message, &signature).is_ok()) {
         Ok(())
     } else {
-        Err(refused("signature does not verify with any configured key".into()))
+        Err("signature does not verify with any configured key".into())
     }
+}
+
+/// Checks a manifest's chain signature (stage order, presence, pipeline file) and every
+/// stage's own; with no keys configured, none is required.
+pub fn verify_manifest(manifest: &Manifest, keys: &[VerifyingKey]) -> Result<(), ManifestError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let message = chain_signing_message(&manifest.pipeline, &manifest.stages, manifest.definition.as_deref());
+    check(manifest.signature.as_deref(), &message, keys).map_err(|message| ManifestError::Refused {
+        stage: "(chain: stage order and pipeline file)".into(),
+        message,
+    })?;
+    manifest.stages.iter().try_for_each(|s| verify(&manifest.pipeline, s, keys))
 }
 
 /// Parses a signing key: its 32-byte seed in base64 (the file `weir keygen` writes).
@@ -266,6 +316,11 @@ pub enum Fetched {
     NotModified,
     Changed {
         manifest: Manifest,
+        etag: String,
+    },
+    /// A new manifest that is not a valid weir manifest of this pipeline (refused once, by ETag).
+    Unparsable {
+        reason: String,
         etag: String,
     },
     /// No manifest published yet.
@@ -336,14 +391,19 @@ impl ManifestStore {
         let etag = out.e_tag().unwrap_or_default().to_string();
         let bytes =
             out.body.collect().await.map_err(|e| ManifestError::S3 { what: what.clone(), message: e.to_string() })?;
-        let manifest: Manifest = serde_json::from_slice(&bytes.into_bytes()).map_err(|e| {
-            ManifestError::Invalid(format!("s3://{}/{} is not a weir manifest: {e}", self.bucket, self.key))
-        })?;
+        let manifest: Manifest = match serde_json::from_slice(&bytes.into_bytes()) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = format!("s3://{}/{} is not a weir manifest: {e}", self.bucket, self.key);
+                return Ok(Fetched::Unparsable { reason, etag });
+            }
+        };
         if manifest.pipeline != self.pipeline {
-            return Err(ManifestError::Invalid(format!(
+            let reason = format!(
                 "s3://{}/{} is the manifest of pipeline {:?}, not {:?}",
                 self.bucket, self.key, manifest.pipeline, self.pipeline
-            )));
+            );
+            return Ok(Fetched::Unparsable { reason, etag });
         }
         Ok(Fetched::Changed { manifest, etag })
     }
@@ -353,6 +413,7 @@ impl ManifestStore {
         match self.fetch(None).await? {
             Fetched::Changed { manifest, etag } => Ok(Some((manifest, etag))),
             Fetched::Missing => Ok(None),
+            Fetched::Unparsable { reason, .. } => Err(ManifestError::Invalid(reason)),
             Fetched::NotModified => Err(ManifestError::Invalid("unconditional GET answered 304".into())),
         }
     }
@@ -411,7 +472,7 @@ impl ManifestStore {
         update: impl FnOnce(Option<&Manifest>) -> Result<Draft, ManifestError>,
     ) -> Result<Manifest, ManifestError> {
         let current = self.current().await?;
-        let Draft { stages, note, definition } = update(current.as_ref().map(|(m, _)| m))?;
+        let Draft { stages, note, definition, signature } = update(current.as_ref().map(|(m, _)| m))?;
         let manifest = Manifest {
             pipeline: self.pipeline.clone(),
             version: current.as_ref().map_or(1, |(m, _)| m.version + 1),
@@ -422,38 +483,38 @@ impl ManifestStore {
             note,
             stages,
             definition,
+            signature,
         };
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-        // The history entry first, create-only: of two publishes of the same version one fails here.
-        let history = self.history_key(manifest.version);
-        let put = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&history)
-            .if_none_match("*")
-            .content_type("application/json")
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => {}
-            Err(e) if precondition_failed(&e) => {
-                return Err(ManifestError::Conflict { pipeline: self.pipeline.clone() });
-            }
-            Err(e) => return Err(s3_error(format!("writing s3://{}/{history}", self.bucket))(e)),
-        }
-        // Then the live manifest, only if it is still the one read.
+        // The live manifest, only if it is still the one read: the one arbiter of a race.
         let mut put = self.s3.put_object().bucket(&self.bucket).key(&self.key).content_type("application/json");
         put = match &current {
             Some((_, etag)) => put.if_match(etag),
             None => put.if_none_match("*"),
         };
-        match put.body(ByteStream::from(body)).send().await {
-            Ok(_) => Ok(manifest),
-            Err(e) if precondition_failed(&e) => Err(ManifestError::Conflict { pipeline: self.pipeline.clone() }),
-            Err(e) => Err(s3_error(format!("writing s3://{}/{}", self.bucket, self.key))(e)),
+        match put.body(ByteStream::from(body.clone())).send().await {
+            Ok(_) => {}
+            Err(e) if precondition_failed(&e) => {
+                return Err(ManifestError::Conflict { pipeline: self.pipeline.clone() });
+            }
+            Err(e) => return Err(s3_error(format!("writing s3://{}/{}", self.bucket, self.key))(e)),
         }
+        // Then its history entry (only the winner gets here). Should this write fail, the
+        // version is live all the same, and `history` lists the live manifest anyway.
+        let key = self.history_key(manifest.version);
+        let put = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        if let Err(e) = put {
+            tracing::warn!(key = %key, error = %crate::aws::describe(&e), "published, but could not write the history entry");
+        }
+        Ok(manifest)
     }
 
     /// Every published version, oldest first.
@@ -480,6 +541,12 @@ impl ManifestStore {
                 .map_err(|e| ManifestError::Invalid(format!("{what}: not a weir manifest: {e}")))?;
             manifests.push(m);
         }
+        // The live version, if its history entry was not written.
+        if let Some((live, _)) = self.current().await?
+            && !manifests.iter().any(|m| m.version == live.version)
+        {
+            manifests.push(live);
+        }
         Ok(manifests)
     }
 
@@ -505,6 +572,8 @@ impl ManifestStore {
                 stages: old.stages.clone(),
                 note: format!("rollback to {target}"),
                 definition: old.definition.clone(),
+                // The same chain and file: its signature still covers them.
+                signature: old.signature.clone(),
             })
         })
         .await

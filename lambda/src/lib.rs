@@ -39,7 +39,7 @@ use weir_host::live::{LiveChain, Refresh};
 use weir_host::manifest::{Manifest, ManifestStore};
 use weir_host::metrics::MetricsSnapshot;
 use weir_host::pipeline::config::{DeadLetterConfig, TableMode};
-use weir_host::pipeline::{Drain, Pipeline, RunStats, Runner};
+use weir_host::pipeline::{Pipeline, RunStats, Runner};
 use weir_host::source::lambda::{read_objects, s3_objects, sns_items};
 use weir_host::source::objects::Objects;
 use weir_host::{Chain, Engine};
@@ -279,6 +279,15 @@ impl Host {
                     self.emf.refusal();
                 }
             }
+            Refresh::Unavailable { reason } => match self.running() {
+                Some((_, version)) => tracing::warn!(
+                    pipeline = %self.settings.pipeline, reason = %reason, running = version,
+                    "cannot check the pipeline manifest; the running chain stays"
+                ),
+                None => {
+                    tracing::error!(pipeline = %self.settings.pipeline, reason = %reason, "no pipeline version can be loaded yet")
+                }
+            },
             Refresh::Refused { version, reason } => {
                 let running = self.running().map(|(c, v)| format!("{v}: {c}"));
                 match version {
@@ -288,7 +297,7 @@ impl Host {
                     ),
                     None => tracing::error!(
                         pipeline = %self.settings.pipeline, reason = %reason,
-                        "no pipeline version can be loaded"
+                        "refused a manifest; the last good chain keeps running"
                     ),
                 }
                 self.emf.refusal();
@@ -385,8 +394,18 @@ fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError
             failed.into_iter().collect()
         }
         Some("aws:sns") => {
+            // One unit, resumable like a direct S3 event: identified by its SNS message ids.
+            let id = records
+                .iter()
+                .map(|r| r["Sns"]["MessageId"].as_str().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(",");
             let items = sns_items(records, &active.objects);
-            active.runner.run_items(items, Drain::Abandon, |_| {}).map_err(|e| HandlerError::Host(e.to_string()))?
+            let failed = active
+                .runner
+                .run_resumable(&format!("sns:{id}"), items)
+                .map_err(|e| HandlerError::Host(e.to_string()))?;
+            failed.into_iter().collect()
         }
         other => {
             return Err(HandlerError::UnknownEvent(format!(

@@ -450,6 +450,7 @@ fn publish_hot_swap_refuse_and_roll_back_on_a_warm_host() {
                                 stages: live.stages.clone(),
                                 note: "the winner".into(),
                                 definition: live.definition.clone(),
+                                signature: None,
                             })
                         })
                         .await
@@ -459,7 +460,12 @@ fn publish_hot_swap_refuse_and_roll_back_on_a_warm_host() {
             .join()
             .unwrap()
         });
-        Ok(manifest::Draft { stages: current.stages, note: "the loser".into(), definition: current.definition })
+        Ok(manifest::Draft {
+            stages: current.stages,
+            note: "the loser".into(),
+            definition: current.definition,
+            signature: None,
+        })
     }));
     assert!(matches!(raced, Err(manifest::ManifestError::Conflict { .. })), "{raced:?}");
     assert!(raced.unwrap_err().to_string().contains("nothing of this publish is live"));
@@ -509,6 +515,33 @@ fn with_keys_configured_only_versions_signed_by_one_of_them_load() {
     no_failures(&w.invoke(&host, sqs_batch(3..4)).expect("the signed version keeps running"));
     assert_eq!(running(&host).1, signed.version);
     assert_eq!(refusals(&metrics), 3);
+
+    // And the chain: dropping a signed stage (each remaining stage still validly signed) is refused.
+    w.rt.block_on(w.store.publish(|_| {
+        Ok(manifest::Draft {
+            stages: signed.stages.iter().filter(|s| s.name != "validate").cloned().collect(),
+            note: "validation dropped".into(),
+            definition: signed.definition.clone(),
+            signature: signed.signature.clone(),
+        })
+    }))
+    .expect("publish");
+    no_failures(&w.invoke(&host, sqs_batch(4..5)).expect("the signed version keeps running"));
+    assert_eq!(running(&host).1, signed.version);
+    assert_eq!(refusals(&metrics), 4);
+
+    // A rollback to the signed version needs no key: the same chain keeps its signature.
+    let back = w.rt.block_on(w.store.rollback(Some(signed.version))).expect("rollback");
+    no_failures(&w.invoke(&host, sqs_batch(5..6)).expect("invoke"));
+    assert_eq!(running(&host).1, back.version);
+    assert_eq!(refusals(&metrics), 4);
+
+    // A manifest that is not one at all: refused once, the running version runs on.
+    w.put_object(PLUGINS, &w.store.key, b"{ not json".to_vec());
+    no_failures(&w.invoke(&host, sqs_batch(6..7)).expect("invoke"));
+    no_failures(&w.invoke(&host, sqs_batch(7..8)).expect("invoke"));
+    assert_eq!(running(&host).1, back.version);
+    assert_eq!(refusals(&metrics), 5, "counted once, not on every check");
 }
 
 #[test]
@@ -621,7 +654,11 @@ fn a_host_with_nothing_published_fails_the_invocation_and_says_why() {
     let (host, metrics) = w.host("");
     let err = w.invoke(&host, sqs_batch(0..2)).expect_err("nothing to run");
     assert!(err.contains("no version"), "{err}");
-    assert_eq!(refusals(&metrics), 1);
+    assert_eq!(refusals(&metrics), 0, "nothing published is not a bad publish: no refusal is counted");
+    // Once something is published, the same instance loads it on its next invocation.
+    w.publish(&[("validate", &bytes(wasm::VALIDATE_ORDER)), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
+    no_failures(&w.invoke(&host, sqs_batch(0..2)).expect("invoke"));
+    assert_eq!(running(&host).1, 1);
 }
 
 /// cargo-lambda on PATH, or where `tests/run.sh` installs it.

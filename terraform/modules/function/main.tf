@@ -63,9 +63,9 @@ locals {
         Resource = ["${var.input_bucket_arn}/${var.input_prefix}*"]
       },
       {
-        Sid      = "WriteOutputObjects"
-        Effect   = "Allow"
-        Action   = ["s3:PutObject"]
+        Sid    = "WriteOutputObjects"
+        Effect = "Allow"
+        Action = ["s3:PutObject"]
         # Processed records under the Glue table's location; dead letters too large for SQS
         # (over 256 KB) under weir-dead-letters/, outside it (the queue message points there).
         Resource = ["${var.output_bucket_arn}/${var.output_prefix}/*", "${var.output_bucket_arn}/weir-dead-letters/*"]
