@@ -390,7 +390,8 @@ fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError
                 .collect::<Vec<_>>()
                 .join(",");
             let items = read_objects(s3_objects(records), active.objects.clone());
-            let failed = active.runner.run_resumable(&id, items).map_err(|e| HandlerError::Host(e.to_string()))?;
+            let failed =
+                active.runner.run_resumable(&id, items, true).map_err(|e| HandlerError::Host(e.to_string()))?;
             failed.into_iter().collect()
         }
         Some("aws:sns") => {
@@ -403,7 +404,7 @@ fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError
             let items = sns_items(records, &active.objects);
             let failed = active
                 .runner
-                .run_resumable(&format!("sns:{id}"), items)
+                .run_resumable(&format!("sns:{id}"), items, true)
                 .map_err(|e| HandlerError::Host(e.to_string()))?;
             failed.into_iter().collect()
         }

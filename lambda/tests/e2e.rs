@@ -596,7 +596,11 @@ fn direct_s3_events_and_objects_cut_off_by_the_deadline_resume_on_redelivery() {
     let lines: String = (1000..1040).map(|i| format!("{}\n", order(i))).collect();
     w.put_object(INPUT, "in/b.jsonl", lines.into_bytes());
     let body = s3_notification(INPUT, "in/b.jsonl").to_string();
-    let batch = json!({"Records": [{"messageId": "m-big", "eventSource": "aws:sqs", "body": body}]});
+    let delivery = |receives: u32| {
+        json!({"Records": [{"messageId": "m-big", "eventSource": "aws:sqs", "body": body,
+                            "attributes": {"ApproximateReceiveCount": receives.to_string()}}]})
+    };
+    let batch = delivery(1);
     let checks = Arc::new(AtomicUsize::new(0));
     let seen = checks.clone();
     // Checked before the message, then before each batch: the third check says "out of time".
@@ -613,6 +617,7 @@ fn direct_s3_events_and_objects_cut_off_by_the_deadline_resume_on_redelivery() {
     // Redelivered with time to spare: it resumes after those 10 rows, every row ends up
     // exactly once, each order counted once, and the checkpoint is gone.
     metrics.lock().unwrap().clear();
+    let batch = delivery(2);
     no_failures(&w.invoke(&host, batch.clone()).expect("invoke"));
     assert_eq!(invocation_inputs(&metrics), 30, "resumed after the checkpoint");
     assert!(w.list(OUTPUT, "weir-checkpoints/").is_empty());

@@ -153,13 +153,18 @@ impl Runner {
 
     /// Runs one long input (an object's rows, as one unit) under `id`: resumes after the
     /// checkpointed rows, and when the deadline cuts it off, saves how far it got. Returns the
-    /// first failure (the unit is to be retried), if any.
+    /// first failure (the unit is to be retried), if any. `redelivered: false` says this is a
+    /// first delivery, which cannot have a checkpoint: no lookup is made.
     pub fn run_resumable(
         &mut self,
         id: &str,
         items: impl Iterator<Item = SourceItem>,
+        redelivered: bool,
     ) -> Result<Option<(String, String)>, SinkError> {
-        let skip = self.checkpoints.as_ref().map_or(0, |c| c.done(id));
+        let skip = match &self.checkpoints {
+            Some(c) if redelivered => c.done(id),
+            _ => 0,
+        };
         if skip > 0 {
             tracing::info!(input = %id, rows = skip, "resuming after the rows done before the last deadline");
         }
@@ -222,7 +227,12 @@ impl Runner {
             let id = m.get("messageId").and_then(serde_json::Value::as_str).map(String::from);
             let id = id.unwrap_or_else(|| format!("sqs#{}", i + 1));
             match m.get("body").and_then(serde_json::Value::as_str).map(envelope) {
-                Some(Envelope::S3(refs)) => object_messages.push((id, refs)),
+                Some(Envelope::S3(refs)) => {
+                    // SQS counts receives: on the first, no checkpoint can exist yet.
+                    let receives = m.pointer("/attributes/ApproximateReceiveCount").and_then(serde_json::Value::as_str);
+                    let redelivered = receives.and_then(|n| n.parse::<u32>().ok()).is_none_or(|n| n > 1);
+                    object_messages.push((id, refs, redelivered))
+                }
                 Some(Envelope::TestEvent) => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
                 Some(Envelope::Notification(message)) => {
                     let mut m = m.clone();
@@ -235,14 +245,14 @@ impl Runner {
         if !plain.is_empty() {
             failed.extend(self.run_items(sqs_records(&plain).into_iter(), Drain::Each, |_| {})?);
         }
-        for (id, refs) in object_messages {
+        for (id, refs, redelivered) in object_messages {
             // The rows of its objects, as one unit: any failed row fails the message (a
             // redelivery re-reads the object; the sinks absorb what was already done).
             if self.out_of_time() {
                 failed.insert(id, DEADLINE_REASON.to_string());
                 continue;
             }
-            if let Some((row, reason)) = self.run_resumable(&id, read_objects(refs, objects.clone()))? {
+            if let Some((row, reason)) = self.run_resumable(&id, read_objects(refs, objects.clone()), redelivered)? {
                 failed.insert(id, format!("{row}: {reason}"));
             }
         }
