@@ -7,7 +7,7 @@ it filled before (warm: the Lambda's /tmp after its first start, or a cache ship
 image), timing from just before spawn to the moment the process prints that its first record
 is out. Prints medians and spreads, and the process's own view of the same interval.
 
-    python3 bench/cold_start.py target/release/examples/cold_start [RUNS]
+    python3 bench/cold_start.py target/<host triple>/debug/examples/cold_start [RUNS]
 """
 
 import os

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # weir's whole test suite: the README's test command, and what CI runs (.ci/run).
 #
+#   0. README command 1 (the orders example, run locally), whose build every later step reuses;
 #   1. the Rust workspace (host, CLI, ...): `cargo test --workspace`; its build script compiles
 #      the example and hostile plugins to wasm32-wasip2 first; the AWS integration tests run
 #      against moto server and dynalite, installed here (into .venv-moto and target/emulators);
 #      cargo-lambda (into .venv-cargo-lambda) runs the Lambda's bootstrap binary in its tests,
-#      then packages the function (`cargo lambda build --x86-64 --output-format zip`);
+#      then packages the function (`cargo lambda build --compiler cargo --output-format zip`);
+#      neither recompiles a heavy dependency that an earlier step built (checked);
 #   2. the plugin workspace's native unit tests (SDK and example plugins, no wasm);
 #   3. terraform/: fmt, validate, `terraform test` with a mocked provider, checkov, and a real
 #      apply against the local AWS emulator (terraform/tests/run.sh; installs its own venvs).
@@ -39,43 +41,87 @@ cargo_suite() {
 }
 
 if command -v rustup >/dev/null 2>&1; then
-  # rust-toolchain.toml names the toolchain and the wasm32-wasip2 target; make sure both are here.
+  # rustup adds rust-toolchain.toml's targets only when it installs the toolchain; `weir build`
+  # adds a missing one itself, and the test build (tests/artifacts/build.rs) needs it too.
   rustup target add wasm32-wasip2 >/dev/null 2>&1 || echo "warning: could not add the wasm32-wasip2 target with rustup"
 fi
 
-# The local AWS emulators the integration tests start (they install them themselves when
-# missing; doing it once here keeps parallel tests from racing to install). A failure here is
-# not fatal: the tests that need an emulator then say SKIPPED.
-section "emulators"
-if [ ! -x .venv-moto/bin/moto_server ]; then
-  echo "installing moto[server]==5.2.5 into .venv-moto"
-  { python3 -m venv .venv-moto && .venv-moto/bin/pip install --quiet 'moto[server]==5.2.5' boto3; } \
-    || echo "warning: could not install moto server; emulator tests will be SKIPPED"
-fi
-if [ ! -f target/emulators/node_modules/dynalite/cli.js ]; then
-  echo "installing dynalite@4.0.0 into target/emulators"
-  mkdir -p target/emulators
-  npm install --no-audit --no-fund --loglevel=error --prefix target/emulators dynalite@4.0.0 \
-    || echo "warning: could not install dynalite; DynamoDB sink tests will be SKIPPED"
+# The local AWS emulators the integration tests start, and cargo-lambda, installed in the
+# background while the first build compiles (network and pip, not the 2 cores cargo uses). The
+# tests install a missing emulator themselves; doing it once here keeps parallel tests from racing.
+# A failure here is not fatal: the tests that need the tool say SKIPPED.
+install_tools() {
+  if [ ! -x .venv-moto/bin/moto_server ]; then
+    echo "installing moto[server]==5.2.5 into .venv-moto"
+    { python3 -m venv .venv-moto && .venv-moto/bin/pip install --quiet 'moto[server]==5.2.5' boto3; } \
+      || echo "warning: could not install moto server; emulator tests will be SKIPPED"
+  fi
+  if [ ! -f target/emulators/node_modules/dynalite/cli.js ]; then
+    echo "installing dynalite@4.0.0 into target/emulators"
+    mkdir -p target/emulators
+    npm install --no-audit --no-fund --loglevel=error --prefix target/emulators dynalite@4.0.0 \
+      || echo "warning: could not install dynalite; DynamoDB sink tests will be SKIPPED"
+  fi
+  # cargo-lambda: the Lambda tests run the bootstrap binary under `cargo lambda watch`, and the
+  # function is packaged below.
+  if [ ! -x .venv-cargo-lambda/bin/cargo-lambda ]; then
+    echo "installing cargo-lambda==1.9.2 into .venv-cargo-lambda"
+    { python3 -m venv .venv-cargo-lambda && .venv-cargo-lambda/bin/pip install --quiet 'cargo-lambda==1.9.2'; } \
+      || echo "warning: could not install cargo-lambda; its tests will be SKIPPED"
+  fi
+}
+section "tools (in the background)"
+install_tools > "$logs/tools.log" 2>&1 &
+tools_pid=$!
+
+# README command 1, as a newcomer runs it first. Every later build must reuse what it compiled:
+# .cargo/config.toml gives every build one explicit target triple (cargo-lambda always passes
+# one) and the workspace-hack crate (.config/hakari.toml) one feature set for every command.
+section "README command 1: cargo run -p weir-cli -- run examples/orders/weir.toml --input examples/orders/data/orders.csv"
+readme_log=$logs/readme-command-1.log
+cargo run --locked -p weir-cli -- run examples/orders/weir.toml --input examples/orders/data/orders.csv \
+  --out target/readme-out 2>&1 | tee "$readme_log"
+if [ "${PIPESTATUS[0]}" -eq 0 ] && grep -q '^every input accounted for: yes' "$readme_log"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); failures+=("README command 1")
 fi
 
-# cargo-lambda: the Lambda tests run the bootstrap binary under `cargo lambda watch`, and the
-# function is packaged below as deployed (x86_64 here; arm64 is the same command with --arm64).
-if [ ! -x .venv-cargo-lambda/bin/cargo-lambda ]; then
-  echo "installing cargo-lambda==1.9.2 into .venv-cargo-lambda"
-  { python3 -m venv .venv-cargo-lambda && .venv-cargo-lambda/bin/pip install --quiet 'cargo-lambda==1.9.2'; } \
-    || echo "warning: could not install cargo-lambda; its tests will be SKIPPED"
-fi
+wait "$tools_pid"
+cat "$logs/tools.log"
 
-cargo_suite workspace cargo test --workspace --locked
+# Fails when a command compiled one of the heavy dependencies again (issue #12: build once).
+heavy='Compiling (wasmtime|wasmtime-[a-z-]+|cranelift-[a-z-]+|aws-sdk-[a-z]+|aws-smithy-[a-z-]+|aws-lc-sys|aws-lc-rs|tokio|hyper|rustls) v'
+built_once() {
+  local what=$1 log=$2
+  if grep -Eq "$heavy" "$log"; then
+    echo "FAILED: $what compiled again what an earlier command built:"
+    grep -E "$heavy" "$log" | head -20
+    failed=$((failed + 1)); failures+=("build once: $what")
+  else
+    echo "ok: $what reused every heavy dependency"
+    passed=$((passed + 1))
+  fi
+}
 
-section "lambda package: cargo lambda build --x86-64 --output-format zip"
+cargo_suite workspace cargo test --workspace --locked --no-fail-fast
+section "build once: cargo test after README command 1"
+built_once "cargo test --workspace" "$logs/workspace.log"
+
+# The function packaged as deployed, built with the profile and target triple the tests just
+# built, so it only links (the release build for Lambda is the deploy command in the README:
+# `cargo lambda build --release --arm64`, which needs zig and compiles everything optimized).
+host_triple=$(rustc -vV | sed -n 's/^host: //p')
+section "lambda package: cargo lambda build --compiler cargo --target $host_triple --output-format zip"
 if [ -x .venv-cargo-lambda/bin/cargo-lambda ]; then
-  if PATH="$root/.venv-cargo-lambda/bin:$PATH" cargo lambda build --x86-64 --output-format zip --locked -p weir-lambda \
+  lambda_log=$logs/lambda-package.log
+  if PATH="$root/.venv-cargo-lambda/bin:$PATH" cargo lambda build --compiler cargo --target "$host_triple" \
+      --output-format zip --locked -p weir-lambda 2>&1 | tee "$lambda_log" \
       && python3 -c 'import sys, zipfile; sys.exit("bootstrap" not in zipfile.ZipFile(sys.argv[1]).namelist())' \
         target/lambda/bootstrap/bootstrap.zip; then
     echo "ok: target/lambda/bootstrap/bootstrap.zip ($(du -h target/lambda/bootstrap/bootstrap.zip | cut -f1))"
     passed=$((passed + 1))
+    built_once "cargo lambda build" "$lambda_log"
   else
     failed=$((failed + 1)); failures+=("lambda package")
   fi
@@ -83,7 +129,7 @@ else
   echo "SKIPPED: cargo-lambda is not installed; the function was not packaged"
 fi
 
-cargo_suite plugins cargo test --locked --manifest-path plugins/Cargo.toml --target-dir target/plugins-native
+cargo_suite plugins cargo test --locked --manifest-path plugins/Cargo.toml
 
 section "terraform"
 if [ -f terraform/tests/run.sh ]; then

@@ -10,6 +10,7 @@ mod publish;
 mod run;
 mod send;
 mod stats;
+mod toolchain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,9 +1,16 @@
 //! `weir new`: scaffold a plugin crate that builds and passes its tests as generated.
+//!
+//! The crate gets its own copy of the `weir-plugin` SDK this weir was built with
+//! (`vendor/weir-plugin/`, with the contract it implements in `wit/`) and the lock file the
+//! example plugins are tested with, so it builds wherever this weir binary came from (a
+//! checkout, `cargo install --path cli`, a copied binary) and speaks exactly this host's contract.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+
+use crate::toolchain;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,15 +19,28 @@ pub struct Args {
     /// Parent directory (default: current directory).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Path to the weir-plugin SDK (default: the one this weir was built with).
+    /// Use the weir-plugin SDK at this path (e.g. a weir checkout's `plugins/sdk`) instead of a
+    /// vendored copy of the one this weir was built with.
     #[arg(long)]
     sdk: Option<PathBuf>,
 }
 
-/// The SDK in this repository.
-fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("plugins").join("sdk")
-}
+/// Where the vendored SDK goes in a new crate. Two levels deep, as `plugins/sdk` is in the
+/// repository, so the SDK's relative path to the contract (`../../wit`) holds in both places.
+const VENDORED_SDK: &str = "vendor/weir-plugin";
+
+/// The SDK's sources and the contract, as compiled into this binary.
+const SDK_FILES: &[(&str, &str)] = &[
+    ("vendor/weir-plugin/src/lib.rs", include_str!("../../plugins/sdk/src/lib.rs")),
+    ("vendor/weir-plugin/src/__private.rs", include_str!("../../plugins/sdk/src/__private.rs")),
+    ("vendor/weir-plugin/src/log.rs", include_str!("../../plugins/sdk/src/log.rs")),
+    ("vendor/weir-plugin/src/testing.rs", include_str!("../../plugins/sdk/src/testing.rs")),
+    ("vendor/weir-plugin/src/wire.rs", include_str!("../../plugins/sdk/src/wire.rs")),
+    ("wit/transform.wit", include_str!("../../wit/transform.wit")),
+];
+
+/// The plugin workspace's lock file: a new crate resolves the versions the SDK is tested with.
+const LOCK: &str = include_str!("../../plugins/Cargo.lock");
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = args.name.trim();
@@ -34,8 +54,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    let sdk = args.sdk.unwrap_or_else(default_sdk);
-    let sdk = sdk.canonicalize().with_context(|| format!("the weir-plugin SDK is not at {}", sdk.display()))?;
+    let sdk = match &args.sdk {
+        Some(sdk) => sdk
+            .canonicalize()
+            .with_context(|| format!("the weir-plugin SDK is not at {}", sdk.display()))?
+            .display()
+            .to_string()
+            .replace('\\', "/"),
+        None => VENDORED_SDK.to_string(),
+    };
     let type_name: String = name
         .split(['-', '_'])
         .filter(|p| !p.is_empty())
@@ -44,18 +71,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect();
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
-    let files = [
-        ("Cargo.toml", CARGO.replace("{name}", name).replace("{sdk}", &sdk.display().to_string().replace('\\', "/"))),
+    let mut files = vec![
+        ("Cargo.toml", CARGO.replace("{name}", name).replace("{sdk}", &sdk)),
         ("rust-toolchain.toml", TOOLCHAIN.to_string()),
         ("src/lib.rs", LIB.replace("{Type}", &type_name).replace("{name}", name)),
         ("README.md", README.replace("{name}", name)),
         (".gitignore", "/target\n".to_string()),
     ];
+    if args.sdk.is_none() {
+        files.push(("Cargo.lock", LOCK.to_string()));
+        files.push(("vendor/weir-plugin/Cargo.toml", SDK_CARGO.to_string()));
+        files.extend(SDK_FILES.iter().map(|(file, text)| (*file, text.to_string())));
+    }
     for (file, text) in files {
-        std::fs::write(dir.join(file), text).with_context(|| format!("writing {file}"))?;
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("created plugin `{name}` in {}", dir.display());
+    // The crate is usable natively either way; building it needs the wasm target.
+    toolchain::ensure_wasm_target(&dir).context("the crate is created, but it cannot be built yet")?;
     println!("  cargo test             # unit-test the logic natively");
     println!("  weir build {}   # build the component and check it", dir.display());
     Ok(ExitCode::SUCCESS)
@@ -82,6 +119,25 @@ strip = true
 
 # Standalone: not part of any enclosing workspace.
 [workspace]
+"#;
+
+/// The SDK's manifest outside the plugin workspace (whose `workspace = true` entries it spells out;
+/// a test checks they agree).
+const SDK_CARGO: &str = r#"[package]
+name = "weir-plugin"
+description = "SDK for writing weir record transforms as WebAssembly components (vendored by `weir new`)."
+version = "0.1.0"
+edition = "2024"
+rust-version = "1.95"
+license = "Apache-2.0"
+publish = false
+
+[dependencies]
+serde = { version = "1", features = ["derive"] }
+serde_json = { version = "1", features = ["arbitrary_precision"] }
+
+[target.'cfg(target_arch = "wasm32")'.dependencies]
+wit-bindgen = { version = "0.61", default-features = false, features = ["macros", "realloc"] }
 "#;
 
 const TOOLCHAIN: &str = r#"[toolchain]
@@ -148,4 +204,49 @@ A weir record transform.
 - `weir build .`: builds `target/wasm32-wasip2/release/*.wasm` and checks it against the weir world.
 - `weir test . --input in.jsonl --expect expected.jsonl`: golden tests.
 - Use it in a pipeline: `plugin = "path/to/{name}"` under `[[stages]]` in `weir.toml`.
+
+`vendor/weir-plugin/` is the weir-plugin SDK and `wit/` the contract (`weir:transform`) of the
+weir that created this crate; a newer weir's `weir new` writes newer copies.
 "#;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn toml_file(path: &str) -> toml::Table {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        std::fs::read_to_string(&path).unwrap().parse().unwrap()
+    }
+
+    /// The vendored SDK is the SDK: every source file, and the same dependencies.
+    #[test]
+    fn the_vendored_sdk_matches_the_repository_sdk() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut sources: Vec<String> = std::fs::read_dir(root.join("plugins/sdk/src"))
+            .unwrap()
+            .map(|e| format!("vendor/weir-plugin/src/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        sources.sort();
+        let mut vendored: Vec<String> =
+            SDK_FILES.iter().filter(|(f, _)| f.starts_with(VENDORED_SDK)).map(|(f, _)| f.to_string()).collect();
+        vendored.sort();
+        assert_eq!(vendored, sources, "SDK_FILES must list every file of plugins/sdk/src");
+        let wits: Vec<_> = std::fs::read_dir(root.join("wit")).unwrap().collect();
+        assert_eq!(wits.len(), SDK_FILES.len() - sources.len(), "SDK_FILES must list every file of wit/");
+
+        let vendored: toml::Table = SDK_CARGO.parse().unwrap();
+        let sdk = toml_file("plugins/sdk/Cargo.toml");
+        let workspace = toml_file("plugins/Cargo.toml");
+        let shared = workspace["workspace"]["dependencies"].as_table().unwrap();
+        let resolve = |deps: &toml::Value| -> toml::Table {
+            deps.as_table().unwrap().keys().map(|k| (k.clone(), shared[k].clone())).collect()
+        };
+        assert_eq!(vendored["dependencies"].as_table().unwrap(), &resolve(&sdk["dependencies"]));
+        let wasm = |t: &toml::Table| t["target"]["cfg(target_arch = \"wasm32\")"]["dependencies"].clone();
+        assert_eq!(wasm(&vendored).as_table().unwrap(), &resolve(&wasm(&sdk)));
+        assert_eq!(vendored["package"]["version"], workspace["workspace"]["package"]["version"]);
+        assert_eq!(vendored["package"]["edition"], workspace["workspace"]["package"]["edition"]);
+    }
+}

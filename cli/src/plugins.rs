@@ -40,6 +40,7 @@ pub fn build_crate(dir: &Path) -> anyhow::Result<PathBuf> {
         bail!("{} has no Cargo.toml", dir.display());
     }
     let manifest = manifest.canonicalize()?;
+    crate::toolchain::ensure_wasm_target(dir)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(dir)

@@ -31,14 +31,15 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..").canonicalize().expect("repository root");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // <target>/<profile>/build/<pkg>/out -> <target>/wasm-plugins, shared by all profiles.
-    let target_dir = out_dir.ancestors().nth(4).map(|t| t.join("wasm-plugins")).unwrap_or_else(|| out_dir.join("wasm"));
 
     check_wasm_target();
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     let mut consts = String::new();
     for (workspace, artifacts) in WORKSPACES {
         let ws = root.join(workspace);
+        // Each plugin workspace's own target dir: the one `weir run`/`weir build` use for the
+        // same crates (README command 1), so the plugins are compiled once for both (issue #12).
+        let target_dir = ws.join("target");
         watch(&ws);
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)

@@ -316,14 +316,30 @@ fn send_writes_sqs_events_that_run_reads() {
     assert_eq!(summary["conserved"], true);
 }
 
+/// `weir new` -> `cargo test` -> `weir build` -> `weir test`, by a weir binary copied out of the
+/// repository and run elsewhere: the scaffold carries its own SDK and contract (issue #12).
 #[test]
-fn new_build_test_round_trip() {
+fn new_build_test_round_trip_with_a_copied_binary_outside_the_repository() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    let created = weir(&["new", "my-filter", "--dir", d]);
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let copied = bin.join("weir");
+    std::fs::copy(env!("CARGO_BIN_EXE_weir"), &copied).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let weir = |args: &[&str]| weir_in(&copied, &work, args, &[]);
+
+    let created = weir(&["new", "my-filter"]);
     assert!(created.status.success());
-    let plugin = dir.path().join("my-filter");
+    let plugin = work.join("my-filter");
     assert!(plugin.join("src/lib.rs").exists() && plugin.join("README.md").exists());
+    let manifest = std::fs::read_to_string(plugin.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"weir-plugin = { path = "vendor/weir-plugin" }"#), "{manifest}");
+    assert!(!manifest.contains(root().to_str().unwrap()), "the scaffold must not point into the repository");
+    assert_eq!(
+        std::fs::read_to_string(plugin.join("wit/transform.wit")).unwrap(),
+        std::fs::read_to_string(root().join("wit/transform.wit")).unwrap()
+    );
     // Its unit tests pass natively, unmodified.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let test = Command::new(cargo)
@@ -339,7 +355,7 @@ fn new_build_test_round_trip() {
         String::from_utf8_lossy(&test.stderr)
     );
     // It builds to a component of the weir world.
-    let build = weir(&["build", plugin.to_str().unwrap()]);
+    let build = weir(&["build", "my-filter"]);
     assert!(build.status.success());
     assert!(stdout(&build).starts_with("ok    my_filter"), "{}", stdout(&build));
     // And golden-tests.
@@ -349,12 +365,91 @@ fn new_build_test_round_trip() {
         "{\"a\":1,\"processed\":true}\n{\"$filtered\":true}\n{\"$reject\":\"body must be a JSON object, got array\"}\n",
     )
     .unwrap();
-    let p = plugin.to_str().unwrap().to_string();
-    let golden = weir(&["test", &p, "--input", &format!("{p}/in.jsonl"), "--expect", &format!("{p}/expected.jsonl")]);
+    let golden = weir(&["test", "my-filter", "--input", "my-filter/in.jsonl", "--expect", "my-filter/expected.jsonl"]);
     assert!(golden.status.success(), "{}", stdout(&golden));
 
-    let again = weir(&["new", "my-filter", "--dir", d]);
+    let again = weir(&["new", "my-filter"]);
     assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
+}
+
+/// Runs `bin` in `cwd` with extra environment.
+fn weir_in(bin: &Path, cwd: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).current_dir(cwd).env("WEIR_CACHE_DIR", root().join("target/test-weir-cache"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run weir");
+    eprintln!(
+        "$ weir {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A toolchain without the wasm target (a fake `rustc` whose sysroot lacks it): with rustup on
+/// PATH weir adds the target itself, in the crate's directory, saying so in one line; without
+/// rustup it stops with the command to run (issue #12).
+#[test]
+fn a_missing_wasm_target_is_added_with_rustup_or_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sysroot = dir.path().join("sysroot");
+    std::fs::create_dir_all(sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu/lib")).unwrap();
+    let script = |path: &Path, body: String| {
+        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let without = dir.path().join("without-rustup");
+    let with = dir.path().join("with-rustup");
+    for bin in [&without, &with] {
+        std::fs::create_dir_all(bin).unwrap();
+        script(&bin.join("rustc"), format!("echo {}", sysroot.display()));
+    }
+    let calls = dir.path().join("rustup-calls");
+    script(
+        &with.join("rustup"),
+        format!(
+            "echo \"$(pwd) $*\" >> {calls}\nmkdir -p {sysroot}/lib/rustlib/wasm32-wasip2/lib",
+            calls = calls.display(),
+            sysroot = sysroot.display()
+        ),
+    );
+    let path = |bin: &Path| std::ffi::OsString::from(format!("{}:/usr/bin:/bin", bin.display()));
+    let weir = |bin: &Path, args: &[&str]| {
+        weir_in(
+            Path::new(env!("CARGO_BIN_EXE_weir")),
+            dir.path(),
+            args,
+            &[("PATH", &path(bin)), ("RUSTC", "rustc".as_ref())],
+        )
+    };
+
+    // No rustup: `weir new` writes the crate but stops with the command; `weir build` stops before cargo.
+    let new = weir(&without, &["new", "plain"]);
+    assert_eq!(new.status.code(), Some(2), "{}", String::from_utf8_lossy(&new.stderr));
+    let err = String::from_utf8_lossy(&new.stderr).into_owned();
+    assert!(err.contains("run `rustup target add wasm32-wasip2`"), "{err}");
+    assert!(err.contains(sysroot.to_str().unwrap()), "{err}");
+    let build = weir(&without, &["build", "plain"]);
+    assert_eq!(build.status.code(), Some(1));
+    assert!(stdout(&build).contains("run `rustup target add wasm32-wasip2`"), "{}", stdout(&build));
+    assert!(!calls.exists());
+
+    // With rustup: added once, in the crate's directory (its rust-toolchain.toml picks the toolchain).
+    let new = weir(&with, &["new", "added"]);
+    assert!(new.status.success(), "{}", String::from_utf8_lossy(&new.stderr));
+    let err = String::from_utf8_lossy(&new.stderr).into_owned();
+    assert_eq!(err.lines().filter(|l| l.contains("adding it: rustup target add wasm32-wasip2")).count(), 1, "{err}");
+    let crate_dir = dir.path().join("added").canonicalize().unwrap();
+    assert_eq!(std::fs::read_to_string(&calls).unwrap(), format!("{} target add wasm32-wasip2\n", crate_dir.display()));
+    // Now present: nothing more to add.
+    let new = weir(&with, &["new", "second"]);
+    assert!(new.status.success());
+    assert!(!String::from_utf8_lossy(&new.stderr).contains("adding it"));
+    assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 1);
 }
 
 /// `weir keygen`, `publish` (a whole pipeline file, then one stage), `status` and `rollback`
