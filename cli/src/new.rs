@@ -26,7 +26,8 @@ pub struct Args {
 }
 
 /// Where the vendored SDK goes in a new crate. Two levels deep, as `plugins/sdk` is in the
-/// repository, so the SDK's relative path to the contract (`../../wit`) holds in both places.
+/// repository, so the SDK's relative path to its contract (`../../wit/v0.1.0`) holds in both
+/// places.
 const VENDORED_SDK: &str = "vendor/weir-plugin";
 
 /// The SDK's sources and the contract, as compiled into this binary.
@@ -36,7 +37,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("vendor/weir-plugin/src/log.rs", include_str!("../../plugins/sdk/src/log.rs")),
     ("vendor/weir-plugin/src/testing.rs", include_str!("../../plugins/sdk/src/testing.rs")),
     ("vendor/weir-plugin/src/wire.rs", include_str!("../../plugins/sdk/src/wire.rs")),
-    ("wit/transform.wit", include_str!("../../wit/transform.wit")),
+    ("wit/v0.1.0/transform.wit", include_str!("../../wit/v0.1.0/transform.wit")),
 ];
 
 /// The plugin workspace's lock file: a new crate resolves the versions the SDK is tested with.
@@ -90,6 +91,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
+    if args.sdk.is_none() {
+        complete_lock(&dir);
+    }
     println!("created plugin `{name}` in {}", dir.display());
     // The crate is usable natively either way; building it needs the wasm target.
     toolchain::ensure_wasm_target(&dir).context("the crate is created, but it cannot be built yet")?;
@@ -120,6 +124,23 @@ strip = true
 # Standalone: not part of any enclosing workspace.
 [workspace]
 "#;
+
+/// Adds the new crate to the lock file it was given, keeping every pinned version, so that even
+/// `cargo build --locked` works from the start. Offline: only the registry cache is read. If it
+/// cannot (no cache yet), the first build completes the lock file instead.
+fn complete_lock(dir: &std::path::Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let done = std::process::Command::new(cargo)
+        .args(["update", "--workspace", "--offline", "--quiet"])
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !matches!(done, Ok(s) if s.success()) {
+        tracing::debug!(dir = %dir.display(), "could not complete Cargo.lock offline; the first build will");
+    }
+}
 
 /// The SDK's manifest outside the plugin workspace (whose `workspace = true` entries it spells out;
 /// a test checks they agree).
@@ -224,20 +245,45 @@ mod tests {
     #[test]
     fn the_vendored_sdk_matches_the_repository_sdk() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut sources: Vec<String> = std::fs::read_dir(root.join("plugins/sdk/src"))
-            .unwrap()
-            .map(|e| format!("vendor/weir-plugin/src/{}", e.unwrap().file_name().to_string_lossy()))
-            .collect();
+        // Every file of the SDK crate but its manifest (checked below), at any depth.
+        let mut sources = Vec::new();
+        let mut dirs = vec![root.join("plugins/sdk")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let relative = path.strip_prefix(root.join("plugins/sdk")).unwrap().to_string_lossy().into_owned();
+                if path.is_dir() && relative != "target" {
+                    dirs.push(path);
+                } else if path.is_file() && relative != "Cargo.toml" {
+                    sources.push(format!("{VENDORED_SDK}/{relative}"));
+                }
+            }
+        }
         sources.sort();
         let mut vendored: Vec<String> =
             SDK_FILES.iter().filter(|(f, _)| f.starts_with(VENDORED_SDK)).map(|(f, _)| f.to_string()).collect();
         vendored.sort();
-        assert_eq!(vendored, sources, "SDK_FILES must list every file of plugins/sdk/src");
-        let wits: Vec<_> = std::fs::read_dir(root.join("wit")).unwrap().collect();
-        assert_eq!(wits.len(), SDK_FILES.len() - sources.len(), "SDK_FILES must list every file of wit/");
+        assert_eq!(vendored, sources, "SDK_FILES must list every file of plugins/sdk");
+        let sdk_wit = include_str!("../../plugins/sdk/src/__private.rs")
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("path: \"../../"))
+            .and_then(|l| l.strip_suffix("\","))
+            .expect("the SDK names its WIT path");
+        let mut wits: Vec<String> = std::fs::read_dir(root.join(sdk_wit))
+            .unwrap()
+            .map(|e| format!("{sdk_wit}/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        wits.sort();
+        let mut vendored_wits: Vec<String> =
+            SDK_FILES.iter().filter(|(f, _)| f.starts_with("wit/")).map(|(f, _)| f.to_string()).collect();
+        vendored_wits.sort();
+        assert_eq!(vendored_wits, wits, "SDK_FILES must list every file of the contract the SDK uses");
 
         let vendored: toml::Table = SDK_CARGO.parse().unwrap();
         let sdk = toml_file("plugins/sdk/Cargo.toml");
+        // A new manifest section ([features], [lib], [build-dependencies], ...) needs vendoring too.
+        assert_eq!(sdk.keys().collect::<Vec<_>>(), ["dependencies", "package", "target"]);
+        assert_eq!(vendored.keys().collect::<Vec<_>>(), ["dependencies", "package", "target"]);
         let workspace = toml_file("plugins/Cargo.toml");
         let shared = workspace["workspace"]["dependencies"].as_table().unwrap();
         let resolve = |deps: &toml::Value| -> toml::Table {

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use weir_host::aws::Bindings;
-use weir_host::pipeline::{Pipeline, RunStats, Runner, StageSummary};
-use weir_host::sink::local::{Database, NotifyFile, ObjectFiles, RejectedFile, TableSink};
-use weir_host::sink::{DeadLetterSink, Sink};
+use weir_host::pipeline::build::{self, Wired};
+use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, StageSummary};
 use weir_host::source::{self, OpenOptions, Progress};
 use weir_host::{ArtifactCache, Chain, Engine};
 
@@ -81,42 +79,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // On AWS: the clients' runtime lives as long as the run; the sinks block on it from here.
     let mut _runtime = None;
     let mut objects = None;
-    let mut db = None;
-    let mut rejected_path = None;
     let bindings = Bindings::parse(args.bind.iter().map(String::as_str))?;
-    let (sinks, rejected): (Vec<Box<dyn Sink>>, Box<dyn DeadLetterSink>) = if args.aws {
+    let wired = if args.aws {
         let (runtime, aws) = args.aws_args.connect()?;
-        let sinks = runtime.block_on(aws.sinks(&pipeline, &bindings))?;
-        objects = Some(aws.objects(&pipeline, &bindings));
+        let wired = runtime.block_on(build::aws(&pipeline, &aws, &bindings))?;
+        objects = Some(build::aws_objects(&pipeline, &aws, &bindings));
         _runtime = Some(runtime);
-        sinks
+        wired
     } else {
         if args.aws_args.endpoint_url.is_some() || args.aws_args.dynamodb_endpoint_url.is_some() {
             tracing::info!("AWS endpoints are only used with --aws");
         }
-        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-        if !pipeline.tables.is_empty() {
-            let database = Database::open(&args.out)?;
-            for table in &pipeline.tables {
-                sinks.push(Box::new(TableSink::new(database.clone(), table.clone())?));
-            }
-            db = Some(database);
-        }
-        if let Some(n) = &pipeline.notify {
-            sinks.push(Box::new(NotifyFile::new(&args.out, n.clone())));
-        }
-        if let Some(o) = &pipeline.objects {
-            sinks.push(Box::new(ObjectFiles::new(&args.out, o.clone())));
-        }
-        let rejected = RejectedFile::new(
-            &args.out,
-            pipeline.dead_letter.as_ref().map(|d| d.queue.clone()).unwrap_or_else(|| "rejected".into()),
-        );
-        rejected_path = Some(rejected.path().to_path_buf());
-        (sinks, Box::new(rejected))
+        build::local(&pipeline, &args.out)?
     };
-    let mut runner = Runner::new(chain, sinks, rejected, pipeline.batch_size);
+    let Wired { sinks, dead_letter, database: db, rejected_file: rejected_path } = wired;
+    let mut runner = Runner::new(chain, sinks, dead_letter, pipeline.batch_size);
 
     let total_bytes: u64 = args.input.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let bar = if quiet {

@@ -8,9 +8,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
+use weir_host::aws::describe;
+use weir_host::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -148,46 +151,33 @@ fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
     for e in 0..batches {
         let n = args.batch_size.min(args.count - e * args.batch_size);
         let orders = batch(args, &mut rng, e, n);
-        let mut pending: Vec<SendMessageBatchRequestEntry> = orders
+        let entries: Vec<SendMessageBatchRequestEntry> = orders
             .iter()
-            .map(|(i, o)| {
+            .enumerate()
+            .map(|(position, (_, o))| {
                 let channel = MessageAttributeValue::builder()
                     .data_type("String")
                     .string_value(o["channel"].as_str().unwrap_or("unknown"))
                     .build()?;
                 Ok(SendMessageBatchRequestEntry::builder()
-                    .id(format!("m{i}"))
+                    .id(format!("m{position}"))
                     .message_body(o.to_string())
                     .message_attributes("channel", channel)
                     .build()?)
             })
             .collect::<anyhow::Result<_>>()?;
-        for attempt in 0..5u32 {
-            let out = runtime
-                .block_on(aws.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(pending.clone())).send());
-            let out = match out {
-                Ok(out) => out,
-                Err(e) if attempt < 4 => {
-                    tracing::warn!(error = %weir_host::aws::describe(&e), "SendMessageBatch failed; retrying");
-                    std::thread::sleep(Duration::from_millis(200 << attempt));
-                    continue;
-                }
-                Err(e) => bail!("SendMessageBatch to {queue_url}: {}", weir_host::aws::describe(&e)),
-            };
-            sent += out.successful().len() as u64;
-            bar.inc(out.successful().len() as u64);
-            let retry: Vec<String> =
-                out.failed().iter().filter(|f| !f.sender_fault()).map(|f| f.id().to_string()).collect();
-            for f in out.failed().iter().filter(|f| f.sender_fault()) {
-                failed.push(format!("{}: {} {}", f.id(), f.code(), f.message().unwrap_or_default()));
-            }
-            pending.retain(|entry| retry.iter().any(|id| id == entry.id()));
-            if pending.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100 << attempt));
+        // Whole-request errors are the SDK's to retry; failed entries are retried here, alone.
+        let sizes: Vec<(usize, usize)> = entries.iter().enumerate().map(|(i, e)| (i, e.message_body().len())).collect();
+        let outcome = runtime.block_on(send_in_batches(&sizes, LIMITS, Backoff::default(), |request| {
+            let batch: Vec<SendMessageBatchRequestEntry> = request.iter().map(|i| entries[*i].clone()).collect();
+            let call = aws.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(batch));
+            async move { entry_results(&request, call.send().await) }
+        }));
+        sent += outcome.sent.len() as u64;
+        bar.inc(outcome.sent.len() as u64);
+        for (i, reason) in outcome.refused.into_iter().chain(outcome.failed) {
+            failed.push(format!("{}: {reason}", entries[i].id()));
         }
-        failed.extend(pending.iter().map(|p| format!("{}: still failing after 5 attempts", p.id())));
         pace(args.rate, started, e);
     }
     bar.finish_and_clear();
@@ -203,6 +193,39 @@ fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SQS's `SendMessageBatch` limits.
+const LIMITS: BatchLimits = BatchLimits { max_entries: 10, max_bytes: 262_144 };
+
+/// Each entry's result from a `SendMessageBatch` answer (entries are named by their index).
+fn entry_results<E, R>(
+    request: &[usize],
+    answer: Result<SendMessageBatchOutput, aws_sdk_sqs::error::SdkError<E, R>>,
+) -> Vec<(usize, EntryResult)>
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let out = match answer {
+        Ok(out) => out,
+        Err(e) => {
+            let reason = format!("SendMessageBatch: {}", describe(&e));
+            return request.iter().map(|i| (*i, EntryResult::Failed(reason.clone()))).collect();
+        }
+    };
+    let mut results: Vec<(usize, EntryResult)> = Vec::with_capacity(request.len());
+    for ok in out.successful() {
+        if let Some(i) = ok.id().strip_prefix('m').and_then(|i| i.parse().ok()) {
+            results.push((i, EntryResult::Sent));
+        }
+    }
+    for f in out.failed() {
+        let Some(i) = f.id().strip_prefix('m').and_then(|i| i.parse().ok()) else { continue };
+        let reason = format!("{} {}", f.code(), f.message().unwrap_or_default());
+        results.push((i, if f.sender_fault() { EntryResult::Refused(reason) } else { EntryResult::Failed(reason) }));
+    }
+    results
 }
 
 fn to_files(args: &Args) -> anyhow::Result<ExitCode> {

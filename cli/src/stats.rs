@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use anyhow::bail;
 use rust_decimal::Decimal;
-use weir_host::sink::local::{Database, aggregate_tables, read_aggregates};
+use weir_host::sink::table::sqlite::{Database, aggregate_tables, read_aggregates};
 
 #[derive(clap::Args)]
 pub struct Args {

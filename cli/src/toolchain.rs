@@ -8,7 +8,7 @@
 //! line; without rustup it stops with the command to run.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
@@ -19,22 +19,39 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 pub enum Plan {
     /// The toolchain has the target's standard library.
     Ready,
-    /// Missing; this rustup adds it.
-    Add { rustup: PathBuf },
+    /// Missing; this rustup adds it to this toolchain (the one whose sysroot lacks it).
+    Add { rustup: PathBuf, toolchain: String },
     /// Missing and nothing here can add it: the message says what to run.
     Stop { message: String },
 }
 
-/// The decision, apart from the processes it needs, so it is tested on its own.
-pub fn plan(sysroot: &Path, has_target: bool, rustup: Option<PathBuf>) -> Plan {
-    match (has_target, rustup) {
-        (true, _) => Plan::Ready,
-        (false, Some(rustup)) => Plan::Add { rustup },
-        (false, None) => Plan::Stop {
+/// The decision, apart from the processes it needs, so it is tested on its own. rustup can add
+/// the target only to a toolchain it manages: one whose sysroot is `<rustup home>/toolchains/<name>`.
+pub fn plan(sysroot: &Path, has_target: bool, rustup: Option<PathBuf>, rustup_home: Option<&Path>) -> Plan {
+    if has_target {
+        return Plan::Ready;
+    }
+    let managed = rustup_home.and_then(|home| {
+        let name = sysroot.strip_prefix(home.join("toolchains")).ok()?;
+        let mut parts = name.components();
+        let toolchain = parts.next()?.as_os_str().to_str()?.to_string();
+        parts.next().is_none().then_some(toolchain)
+    });
+    match (rustup, managed) {
+        (Some(rustup), Some(toolchain)) => Plan::Add { rustup, toolchain },
+        (None, _) => Plan::Stop {
             message: format!(
                 "the {WASM_TARGET} target is not installed for the Rust toolchain at {} and rustup is not on PATH; \
                  run `rustup target add {WASM_TARGET}` (rustup: https://rustup.rs), or install your Rust \
                  distribution's {WASM_TARGET} standard library",
+                sysroot.display()
+            ),
+        },
+        (Some(_), None) => Plan::Stop {
+            message: format!(
+                "the {WASM_TARGET} target is not installed for the Rust toolchain at {}, which rustup does not \
+                 manage; install that toolchain's {WASM_TARGET} standard library, or use a rustup toolchain \
+                 (`rustup target add {WASM_TARGET}`)",
                 sysroot.display()
             ),
         },
@@ -45,25 +62,23 @@ pub fn plan(sysroot: &Path, has_target: bool, rustup: Option<PathBuf>) -> Plan {
 /// `RUSTUP_TOOLCHAIN`) has the wasm target, adding it with rustup when it is missing.
 pub fn ensure_wasm_target(dir: &Path) -> anyhow::Result<()> {
     let sysroot = sysroot(dir)?;
-    match plan(&sysroot, has_target(&sysroot), find_on_path("rustup")) {
+    match plan(&sysroot, has_target(&sysroot), find_on_path("rustup"), rustup_home().as_deref()) {
         Plan::Ready => Ok(()),
         Plan::Stop { message } => bail!(message),
-        Plan::Add { rustup } => {
+        Plan::Add { rustup, toolchain } => {
             eprintln!(
-                "weir: the {WASM_TARGET} target is missing from {}; adding it: rustup target add {WASM_TARGET}",
-                sysroot.display()
+                "weir: the {WASM_TARGET} target is missing from toolchain {toolchain}; adding it: \
+                 rustup target add --toolchain {toolchain} {WASM_TARGET}"
             );
-            let out = Command::new(&rustup)
-                .args(["target", "add", WASM_TARGET])
+            // rustup's own progress goes to the terminal: a download can take a while.
+            let status = Command::new(&rustup)
+                .args(["target", "add", "--toolchain", &toolchain, WASM_TARGET])
                 .current_dir(dir)
-                .output()
+                .stdout(Stdio::null())
+                .status()
                 .with_context(|| format!("running {}", rustup.display()))?;
-            if !out.status.success() {
-                bail!(
-                    "`rustup target add {WASM_TARGET}` failed ({}):\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
+            if !status.success() {
+                bail!("`rustup target add --toolchain {toolchain} {WASM_TARGET}` failed ({status}); run it yourself");
             }
             // rustup may manage another toolchain than the `rustc` on PATH.
             if !has_target(&sysroot) {
@@ -96,6 +111,15 @@ fn sysroot(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// Where rustup keeps its toolchains: `$RUSTUP_HOME`, else `~/.rustup`.
+fn rustup_home() -> Option<PathBuf> {
+    let home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))?;
+    // Sysroots are printed canonical (a linked toolchain name resolves to its directory).
+    Some(home.canonicalize().unwrap_or(home))
+}
+
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| p.is_file())
@@ -105,25 +129,46 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_installed_target_needs_nothing() {
-        assert_eq!(plan(Path::new("/s"), true, Some("/bin/rustup".into())), Plan::Ready);
-        assert_eq!(plan(Path::new("/s"), true, None), Plan::Ready);
+    const HOME: &str = "/home/u/.rustup";
+    const STABLE: &str = "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu";
+
+    fn rustup() -> Option<PathBuf> {
+        Some("/home/u/.cargo/bin/rustup".into())
     }
 
     #[test]
-    fn a_missing_target_is_added_with_rustup() {
+    fn an_installed_target_needs_nothing() {
+        assert_eq!(plan(Path::new(STABLE), true, rustup(), Some(Path::new(HOME))), Plan::Ready);
+        assert_eq!(plan(Path::new("/usr/lib/rust"), true, None, None), Plan::Ready);
+    }
+
+    #[test]
+    fn a_missing_target_is_added_to_the_toolchain_rustup_manages() {
         assert_eq!(
-            plan(Path::new("/s"), false, Some("/home/u/.cargo/bin/rustup".into())),
-            Plan::Add { rustup: "/home/u/.cargo/bin/rustup".into() }
+            plan(Path::new(STABLE), false, rustup(), Some(Path::new(HOME))),
+            Plan::Add {
+                rustup: "/home/u/.cargo/bin/rustup".into(),
+                toolchain: "stable-x86_64-unknown-linux-gnu".into()
+            }
         );
     }
 
     #[test]
     fn without_rustup_the_message_is_the_command_to_run() {
-        let Plan::Stop { message } = plan(Path::new("/usr/lib/rust"), false, None) else { panic!("should stop") };
+        let Plan::Stop { message } = plan(Path::new("/usr/lib/rust"), false, None, None) else { panic!("should stop") };
         assert!(message.contains("`rustup target add wasm32-wasip2`"), "{message}");
         assert!(message.contains("/usr/lib/rust"), "{message}");
+    }
+
+    /// A distribution's rustc ahead of rustup's on PATH: rustup cannot fix that toolchain.
+    #[test]
+    fn a_toolchain_rustup_does_not_manage_is_not_handed_to_rustup() {
+        let Plan::Stop { message } = plan(Path::new("/usr/lib/rust"), false, rustup(), Some(Path::new(HOME))) else {
+            panic!("should stop")
+        };
+        assert!(message.contains("which rustup does not manage"), "{message}");
+        let nested = Path::new(STABLE).join("lib");
+        assert!(matches!(plan(&nested, false, rustup(), Some(Path::new(HOME))), Plan::Stop { .. }));
     }
 
     #[test]

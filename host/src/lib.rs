@@ -15,8 +15,11 @@
 //! - [`stage`]: a plugin with its config and limits, and fault isolation;
 //! - [`chain`]: ordered stages, outputs of one feeding the next;
 //! - [`report`] and [`metrics`]: what became of each record, and per-stage counters;
-//! - [`source`], [`pipeline`], [`sink`]: reading inputs, the `weir.toml` file and the run loop,
-//!   and writing results (the embedded local default under [`sink::local`]).
+//! - [`source`], [`pipeline`], [`sink`]: reading inputs, the `weir.toml` file, its wiring
+//!   ([`pipeline::build`]) and the run loop, and writing results (one folder per kind of sink,
+//!   each with its local twin and its AWS backend);
+//! - [`aws`]: AWS clients, error descriptions and the retry of partial failures; it imports
+//!   nothing else of this crate.
 
 pub mod aws;
 pub mod cache;

@@ -33,13 +33,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use weir_host::aws::{Aws, Bindings};
+use weir_host::aws::Aws;
 use weir_host::cache::ArtifactCache;
 use weir_host::live::{LiveChain, Refresh};
 use weir_host::manifest::{Manifest, ManifestStore};
 use weir_host::metrics::MetricsSnapshot;
 use weir_host::pipeline::config::{DeadLetterConfig, TableMode};
-use weir_host::pipeline::{Pipeline, RunStats, Runner};
+use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, build};
 use weir_host::source::lambda::{read_objects, s3_objects, sns_items};
 use weir_host::source::objects::Objects;
 use weir_host::{Chain, Engine};
@@ -59,7 +59,7 @@ pub enum HandlerError {
     #[error("pipeline version {version}: {message}")]
     Install { version: u64, message: String },
     #[error("host error: {0}")]
-    Host(String),
+    Host(#[from] weir_host::pipeline::RunError),
 }
 
 /// Errors building the host at cold start.
@@ -316,10 +316,13 @@ impl Host {
         }
         let install = |message: String| HandlerError::Install { version: manifest.version, message };
         let (pipeline, bindings) = deployed(manifest, &self.settings).map_err(install)?;
-        let (sinks, dead_letter) =
-            self.aws.runtime.block_on(self.aws.sinks(&pipeline, &bindings)).map_err(|e| install(e.to_string()))?;
-        let objects = self.aws.objects(&pipeline, &bindings);
-        let mut runner = Runner::new(chain, sinks, dead_letter, pipeline.batch_size);
+        let wired = self
+            .aws
+            .runtime
+            .block_on(build::aws(&pipeline, &self.aws, &bindings))
+            .map_err(|e| install(e.to_string()))?;
+        let objects = build::aws_objects(&pipeline, &self.aws, &bindings);
+        let mut runner = Runner::new(chain, wired.sinks, wired.dead_letter, pipeline.batch_size);
         runner.set_checkpoints(Some(Box::new(S3Checkpoints::new(&self.aws, &self.settings))));
         self.active = Some(Active { runner, objects, definition, version: manifest.version });
         Ok(())
@@ -367,8 +370,7 @@ fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError
     let failures = match source {
         None if records.is_empty() => BTreeMap::new(),
         Some("aws:sqs") => {
-            let failed =
-                active.runner.run_sqs_event(records, &active.objects).map_err(|e| HandlerError::Host(e.to_string()))?;
+            let failed = active.runner.run_sqs_event(records, &active.objects)?;
             for (id, reason) in &failed {
                 tracing::warn!(message = %id, reason = %reason, "message not completed; reported for redelivery");
             }
@@ -390,8 +392,7 @@ fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError
                 .collect::<Vec<_>>()
                 .join(",");
             let items = read_objects(s3_objects(records), active.objects.clone());
-            let failed =
-                active.runner.run_resumable(&id, items, true).map_err(|e| HandlerError::Host(e.to_string()))?;
+            let failed = active.runner.run_resumable(&id, items, true)?;
             failed.into_iter().collect()
         }
         Some("aws:sns") => {
@@ -402,10 +403,7 @@ fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError
                 .collect::<Vec<_>>()
                 .join(",");
             let items = sns_items(records, &active.objects);
-            let failed = active
-                .runner
-                .run_resumable(&format!("sns:{id}"), items, true)
-                .map_err(|e| HandlerError::Host(e.to_string()))?;
+            let failed = active.runner.run_resumable(&format!("sns:{id}"), items, true)?;
             failed.into_iter().collect()
         }
         other => {

@@ -15,14 +15,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_s3::primitives::ByteStream;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use weir_host::aws::Aws;
 use weir_host::manifest::{self, Artifact, Manifest, ManifestStore};
-use weir_host::sink::dynamodb::from_attribute;
+use weir_host::sink::table::dynamodb::from_attribute;
 use weir_lambda::{Emf, Host, Settings, function_handler};
 use weir_test_artifacts as wasm;
 use weir_test_artifacts::emulators::{self, Process};
@@ -138,36 +136,14 @@ impl World {
         let moto = emulators::moto()?;
         let rt = tokio::runtime::Runtime::new().expect("tokio");
         let aws = rt.block_on(async {
-            let config = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(moto.endpoint())
-                .credentials_provider(aws_sdk_s3::config::Credentials::new("fake", "fake", None, None, "tests"))
-                .load()
-                .await;
-            Aws::from_config(config, true, rt.handle().clone())
+            Aws::from_config(emulators::sdk_config(&moto.endpoint(), 3).await, true, rt.handle().clone())
         });
         let (rejects_url, topic_arn) = rt.block_on(async {
             for bucket in [PLUGINS, INPUT, OUTPUT] {
                 aws.s3.create_bucket().bucket(bucket).send().await.expect("bucket");
             }
             for (table, key) in [(RESULTS, "pk"), (AGGREGATES, "user_id")] {
-                aws.dynamodb
-                    .create_table()
-                    .table_name(table)
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name(key)
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()
-                            .unwrap(),
-                    )
-                    .key_schema(
-                        KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap(),
-                    )
-                    .send()
-                    .await
-                    .expect("table");
+                emulators::create_table(&aws.dynamodb, table, key).await;
             }
             let q = aws.sqs.create_queue().queue_name("rejects").send().await.expect("queue");
             let t = aws.sns.create_topic().name("notify").send().await.expect("topic");
@@ -474,12 +450,7 @@ fn publish_hot_swap_refuse_and_roll_back_on_a_warm_host() {
 }
 
 async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("fake", "fake", None, None, "tests"))
-        .load()
-        .await;
+    let config = emulators::sdk_config(endpoint, 3).await;
     aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
 }
 
@@ -697,9 +668,9 @@ fn free_port() -> u16 {
 #[test]
 fn the_bootstrap_binary_under_cargo_lambda_watch_and_invoke() {
     let Some(cargo_lambda) = cargo_lambda() else {
-        eprintln!(
-            "SKIPPED: cargo-lambda is not installed (pip install cargo-lambda; tests/run.sh puts it in \
-             .venv-cargo-lambda): the bootstrap binary was not run under `cargo lambda watch`"
+        emulators::skipped(
+            "cargo-lambda is not installed (pip install cargo-lambda; tests/run.sh puts it in \
+             .venv-cargo-lambda): the bootstrap binary was not run under `cargo lambda watch`",
         );
         return;
     };

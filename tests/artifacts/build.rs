@@ -77,7 +77,8 @@ fn check_wasm_target() {
     {
         panic!(
             "the wasm32-wasip2 target is not installed for this toolchain ({sysroot}).\n\
-                 Run `rustup target add wasm32-wasip2` (rust-toolchain.toml asks rustup for it)."
+                 Run `rustup target add wasm32-wasip2` (tests/run.sh does; rustup adds rust-toolchain.toml's \
+                 targets only when it installs the toolchain)."
         );
     }
 }

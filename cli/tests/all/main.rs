@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use weir_test_artifacts as wasm;
+use weir_test_artifacts::emulators;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
@@ -153,38 +154,17 @@ fn weir_aws(args: &[&str]) -> Output {
 /// named by the same weir.toml, one of them bound to another name with --bind.
 #[test]
 fn send_to_a_queue_then_run_on_aws() {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    let Some(moto) = weir_test_artifacts::emulators::moto() else { return };
+    let Some(moto) = emulators::moto() else { return };
     let endpoint = moto.endpoint();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = rt.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("fake", "fake", None, None, "test"))
-            .load(),
-    );
+    let config = rt.block_on(emulators::sdk_config(&endpoint, 3));
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
     let sns = aws_sdk_sns::Client::new(&config);
     let input = rt.block_on(async {
         for (table, key) in [("cli-orders", "pk"), ("user_stats", "user_id"), ("currency_stats", "currency")] {
-            dynamodb
-                .create_table()
-                .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .unwrap(),
-                )
-                .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap())
-                .send()
-                .await
-                .unwrap();
+            emulators::create_table(&dynamodb, table, key).await;
         }
         s3.create_bucket().bucket("orders-processed").send().await.unwrap();
         sns.create_topic().name("big-orders").send().await.unwrap();
@@ -337,13 +317,13 @@ fn new_build_test_round_trip_with_a_copied_binary_outside_the_repository() {
     assert!(manifest.contains(r#"weir-plugin = { path = "vendor/weir-plugin" }"#), "{manifest}");
     assert!(!manifest.contains(root().to_str().unwrap()), "the scaffold must not point into the repository");
     assert_eq!(
-        std::fs::read_to_string(plugin.join("wit/transform.wit")).unwrap(),
-        std::fs::read_to_string(root().join("wit/transform.wit")).unwrap()
+        std::fs::read_to_string(plugin.join("wit/v0.1.0/transform.wit")).unwrap(),
+        std::fs::read_to_string(root().join("wit/v0.1.0/transform.wit")).unwrap()
     );
     // Its unit tests pass natively, unmodified.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let test = Command::new(cargo)
-        .args(["test", "--quiet"])
+        .args(["test", "--quiet", "--locked"])
         .current_dir(&plugin)
         .env_remove("CARGO_TARGET_DIR")
         .output()
@@ -389,83 +369,83 @@ fn weir_in(bin: &Path, cwd: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr
     out
 }
 
-/// A toolchain without the wasm target (a fake `rustc` whose sysroot lacks it): with rustup on
-/// PATH weir adds the target itself, in the crate's directory, saying so in one line; without
-/// rustup it stops with the command to run (issue #12).
+/// A toolchain without the wasm target (a fake `rustc` whose sysroot, a toolchain of a throwaway
+/// `RUSTUP_HOME`, lacks it), and nothing else on PATH: with a (fake) rustup, weir adds the target
+/// to that toolchain itself, from the crate's directory, saying so in one line, before `new` and
+/// before `build`; without rustup it stops with the command to run (issue #12).
 #[test]
 fn a_missing_wasm_target_is_added_with_rustup_or_named() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let sysroot = dir.path().join("sysroot");
+    let root = dir.path().canonicalize().unwrap();
+    let rustup_home = root.join("rustup-home");
+    let sysroot = rustup_home.join("toolchains/fake-1.95");
+    let wasm_lib = sysroot.join("lib/rustlib/wasm32-wasip2/lib");
     std::fs::create_dir_all(sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu/lib")).unwrap();
+    let mkdir = ["/bin/mkdir", "/usr/bin/mkdir"].into_iter().find(|p| Path::new(p).exists()).expect("mkdir");
     let script = |path: &Path, body: String| {
         std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     };
-    let without = dir.path().join("without-rustup");
-    let with = dir.path().join("with-rustup");
+    let without = root.join("without-rustup");
+    let with = root.join("with-rustup");
     for bin in [&without, &with] {
         std::fs::create_dir_all(bin).unwrap();
         script(&bin.join("rustc"), format!("echo {}", sysroot.display()));
     }
-    let calls = dir.path().join("rustup-calls");
+    let calls = root.join("rustup-calls");
     script(
         &with.join("rustup"),
-        format!(
-            "echo \"$(pwd) $*\" >> {calls}\nmkdir -p {sysroot}/lib/rustlib/wasm32-wasip2/lib",
-            calls = calls.display(),
-            sysroot = sysroot.display()
-        ),
+        format!("echo \"$(pwd) $*\" >> {}\n{mkdir} -p {}", calls.display(), wasm_lib.display()),
     );
-    let path = |bin: &Path| std::ffi::OsString::from(format!("{}:/usr/bin:/bin", bin.display()));
     let weir = |bin: &Path, args: &[&str]| {
         weir_in(
             Path::new(env!("CARGO_BIN_EXE_weir")),
-            dir.path(),
+            &root,
             args,
-            &[("PATH", &path(bin)), ("RUSTC", "rustc".as_ref())],
+            &[("PATH", bin.as_os_str()), ("RUSTC", "rustc".as_ref()), ("RUSTUP_HOME", rustup_home.as_os_str())],
         )
     };
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let adding = "adding it: rustup target add --toolchain fake-1.95 wasm32-wasip2";
 
     // No rustup: `weir new` writes the crate but stops with the command; `weir build` stops before cargo.
     let new = weir(&without, &["new", "plain"]);
-    assert_eq!(new.status.code(), Some(2), "{}", String::from_utf8_lossy(&new.stderr));
-    let err = String::from_utf8_lossy(&new.stderr).into_owned();
-    assert!(err.contains("run `rustup target add wasm32-wasip2`"), "{err}");
-    assert!(err.contains(sysroot.to_str().unwrap()), "{err}");
+    assert_eq!(new.status.code(), Some(2), "{}", stderr(&new));
+    assert!(stderr(&new).contains("run `rustup target add wasm32-wasip2`"), "{}", stderr(&new));
+    assert!(stderr(&new).contains(sysroot.to_str().unwrap()), "{}", stderr(&new));
     let build = weir(&without, &["build", "plain"]);
     assert_eq!(build.status.code(), Some(1));
     assert!(stdout(&build).contains("run `rustup target add wasm32-wasip2`"), "{}", stdout(&build));
     assert!(!calls.exists());
 
-    // With rustup: added once, in the crate's directory (its rust-toolchain.toml picks the toolchain).
+    // With rustup: added once, to the toolchain that lacked it, from the crate's directory.
     let new = weir(&with, &["new", "added"]);
-    assert!(new.status.success(), "{}", String::from_utf8_lossy(&new.stderr));
-    let err = String::from_utf8_lossy(&new.stderr).into_owned();
-    assert_eq!(err.lines().filter(|l| l.contains("adding it: rustup target add wasm32-wasip2")).count(), 1, "{err}");
-    let crate_dir = dir.path().join("added").canonicalize().unwrap();
-    assert_eq!(std::fs::read_to_string(&calls).unwrap(), format!("{} target add wasm32-wasip2\n", crate_dir.display()));
+    assert!(new.status.success(), "{}", stderr(&new));
+    assert_eq!(stderr(&new).lines().filter(|l| l.contains(adding)).count(), 1, "{}", stderr(&new));
+    let crate_dir = root.join("added");
+    let call = format!("{} target add --toolchain fake-1.95 wasm32-wasip2\n", crate_dir.display());
+    assert_eq!(std::fs::read_to_string(&calls).unwrap(), call);
     // Now present: nothing more to add.
     let new = weir(&with, &["new", "second"]);
     assert!(new.status.success());
-    assert!(!String::from_utf8_lossy(&new.stderr).contains("adding it"));
-    assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 1);
+    assert!(!stderr(&new).contains("adding it"));
+    // `weir build` adds it too (the fake toolchain cannot build, so the build itself then fails).
+    std::fs::remove_dir_all(&wasm_lib).unwrap();
+    let build = weir(&with, &["build", "added"]);
+    assert_eq!(stderr(&build).lines().filter(|l| l.contains(adding)).count(), 1, "{}", stderr(&build));
+    assert_eq!(std::fs::read_to_string(&calls).unwrap(), format!("{call}{call}"));
+    assert!(wasm_lib.is_dir());
 }
 
 /// `weir keygen`, `publish` (a whole pipeline file, then one stage), `status` and `rollback`
 /// against a bucket on moto server; a plugin that does not load is never published.
 #[test]
 fn publish_status_and_rollback_a_deployed_pipeline() {
-    let Some(moto) = weir_test_artifacts::emulators::moto() else { return };
+    let Some(moto) = emulators::moto() else { return };
     let endpoint = moto.endpoint();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = rt.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("fake", "fake", None, None, "test"))
-            .load(),
-    );
+    let config = rt.block_on(emulators::sdk_config(&endpoint, 3));
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
     rt.block_on(s3.create_bucket().bucket("plugins").send()).unwrap();
 

@@ -13,7 +13,7 @@ use crate::report::RejectKind;
 use crate::sandbox::Sandbox;
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/v0.1.0",
     world: "weir:transform/plugin@0.1.0",
 });
 
@@ -216,6 +216,19 @@ fn read_outputs(
 mod tests {
     use super::*;
     use weir::transform::types::OutputRecord;
+
+    /// A released contract is frozen: plugins built against it must keep loading. A change is a
+    /// new version in its own folder (`wit/v0.2.0/`) with its own module here.
+    #[test]
+    fn the_released_contract_is_unchanged() {
+        use sha2::Digest;
+        let wit = include_bytes!("../../../wit/v0.1.0/transform.wit");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(wit)),
+            "a05a0726cb14e3754010c4bcc670cf2e8bf63d04803a9e7ec4020a3cb8d0353c",
+            "wit/v0.1.0 was edited; add a new version instead"
+        );
+    }
 
     fn out(text: &str, body: Span, first_attribute: u32, attribute_count: u32) -> OutputBatch {
         OutputBatch {

@@ -59,6 +59,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::limits::Limits;
+// The sinks' own configuration types, validated here from the raw file.
+pub use crate::sink::dead_letter::DeadLetterConfig;
+pub use crate::sink::notify::{NotifyConfig, Predicate, PredicateOp};
+pub use crate::sink::objects::{ObjectFormat, ObjectsConfig, PartitionTemplate};
+pub use crate::sink::table::{Counter, CounterOp, TableConfig, TableMode};
 
 /// A pipeline file could not be used. Displays as `file: field.path: what is wrong`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -194,16 +199,6 @@ pub struct RawCounter {
     pub field: Option<String>,
 }
 
-/// How an aggregate counter changes per record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CounterOp {
-    /// +1 per record.
-    Count,
-    /// + the record's numeric field.
-    Sum,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNotify {
@@ -239,28 +234,6 @@ pub enum AllMarker {
     All,
 }
 
-/// A test on one top-level field of a record's body.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Predicate {
-    pub field: String,
-    pub op: PredicateOp,
-    #[serde(default)]
-    pub value: Option<toml::Value>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PredicateOp {
-    Eq,
-    Ne,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-    Exists,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawObjects {
@@ -271,15 +244,6 @@ pub struct RawObjects {
     pub partition: String,
     #[serde(default)]
     pub format: ObjectFormat,
-}
-
-/// Output file format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjectFormat {
-    #[default]
-    Jsonl,
-    Csv,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,16 +271,6 @@ pub struct Pipeline {
     pub objects: Option<ObjectsConfig>,
     pub dead_letter: Option<DeadLetterConfig>,
     pub source: SourceConfig,
-}
-
-/// Where dead letters go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetterConfig {
-    /// A queue name (or URL with `--aws`).
-    pub queue: String,
-    /// Where letters too large for SQS are put (S3), with a pointer sent instead.
-    pub offload_bucket: Option<String>,
-    pub offload_prefix: String,
 }
 
 /// Which S3 objects are read; see [`crate::source::objects::ObjectFilter`].
@@ -347,122 +301,6 @@ pub struct StageConfig {
     pub sha256: Option<String>,
     pub config: BTreeMap<String, String>,
     pub limits: Limits,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum TableMode {
-    /// Last write wins.
-    Put,
-    /// The first write of a key wins; later ones (redeliveries) are no-ops.
-    PutIfAbsent,
-    /// Counters per group, each record counted once (idempotent on record id).
-    Aggregate { group_by: String, counters: Vec<Counter> },
-}
-
-impl TableMode {
-    /// The mode as `weir.toml` spells it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            TableMode::Put => "put",
-            TableMode::PutIfAbsent => "put-if-absent",
-            TableMode::Aggregate { .. } => "aggregate",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counter {
-    pub name: String,
-    pub op: CounterOp,
-    /// The field summed (for `sum`).
-    pub field: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TableConfig {
-    pub name: String,
-    /// Partition key attribute, and optional sort key attribute.
-    pub key: Vec<String>,
-    pub mode: TableMode,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifyConfig {
-    pub topic: String,
-    pub when: Option<Predicate>,
-    /// Fields sent as message attributes (for subscription filter policies).
-    pub attributes: Vec<String>,
-    /// FIFO topics: the field whose value is the message group (default: the pipeline name).
-    pub group_by: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectsConfig {
-    pub bucket: String,
-    pub prefix: String,
-    pub partition: PartitionTemplate,
-    pub format: ObjectFormat,
-}
-
-/// A path template such as `dt={date}/`: `{field}` is replaced by that top-level field of the
-/// record (Hive's `__HIVE_DEFAULT_PARTITION__` when absent).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionTemplate {
-    parts: Vec<TemplatePart>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum TemplatePart {
-    Literal(String),
-    Field(String),
-}
-
-impl PartitionTemplate {
-    /// Parses a template; the error says what is wrong.
-    pub fn parse(template: &str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(TemplatePart::Literal(rest[..open].to_string()));
-            }
-            let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in {template:?}"))? + open;
-            let field = &rest[open + 1..close];
-            if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(format!("`{{{field}}}` in {template:?} is not a field name (letters, digits, _ and -)"));
-            }
-            parts.push(TemplatePart::Field(field.to_string()));
-            rest = &rest[close + 1..];
-        }
-        if rest.contains('}') {
-            return Err(format!("unmatched `}}` in {template:?}"));
-        }
-        if !rest.is_empty() {
-            parts.push(TemplatePart::Literal(rest.to_string()));
-        }
-        Ok(PartitionTemplate { parts })
-    }
-
-    /// Renders the template for a record body (a JSON object).
-    pub fn render(&self, body: &serde_json::Value) -> String {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                TemplatePart::Literal(s) => out.push_str(s),
-                TemplatePart::Field(f) => {
-                    let value = match body.get(f) {
-                        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-                        Some(serde_json::Value::Number(n)) => n.to_string(),
-                        Some(serde_json::Value::Bool(b)) => b.to_string(),
-                        _ => "__HIVE_DEFAULT_PARTITION__".to_string(),
-                    };
-                    // Keep partitions one path segment each.
-                    out.extend(value.chars().map(|c| if c == '/' || c == '\\' { '_' } else { c }));
-                }
-            }
-        }
-        out
-    }
 }
 
 fn valid_name(s: &str) -> bool {

@@ -1,12 +1,18 @@
 //! A pipeline run: a source's items, in batches, through the chain, into the sinks.
 //!
+//! [`config`] reads `weir.toml`, [`bindings`] maps its logical names to deployed resources,
+//! [`build`] turns both into the sinks (local or AWS); this module runs batches through them.
+//!
 //! The [`Runner`] is the one loop both the CLI's local runner and the Lambda drive. For every
 //! batch it accounts for each input exactly once: records that reach the end go to every sink;
 //! rejected records, unreadable inputs and records a sink cannot write go to the dead-letter
 //! sink with stage, kind and reason; filtered records are counted. [`RunStats`] keeps the
 //! totals and [`RunStats::is_conserved`] checks them.
 
+pub mod bindings;
+pub mod build;
 pub mod config;
+pub mod transform;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,10 +23,32 @@ use crate::chain::Chain;
 use crate::metrics::MetricsSnapshot;
 use crate::record::Record;
 use crate::report::BatchReport;
-use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkError, SinkReport};
+use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkReport};
 use crate::source::SourceItem;
 
+pub use bindings::{BindingError, Bindings};
 pub use config::{ConfigError, Pipeline};
+pub use transform::Transform;
+
+/// A run stopped. Never a record's fault (those are dead letters or failed inputs): a host bug
+/// that would otherwise lose or double-count records.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("record accounting broke in a batch of {inputs} input(s): {detail}")]
+    Conservation { inputs: usize, detail: String },
+}
+
+/// What became of one input; when its paths differ, the greatest wins (one failed effect fails
+/// the input, else one output delivers it, else one rejected path rejects it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fate {
+    /// Every path was filtered.
+    Filtered,
+    Rejected,
+    Delivered,
+    /// Some effect could not be completed: the input is retried.
+    Failed,
+}
 
 /// Totals of a run, by input record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -84,9 +112,10 @@ pub struct BatchOutcome {
     pub failed: BTreeMap<String, String>,
 }
 
-/// Drives a chain over a source into sinks.
-pub struct Runner {
-    chain: Chain,
+/// Drives a chain (any [`Transform`]; the plugin [`Chain`] unless a test says otherwise) over a
+/// source into sinks.
+pub struct Runner<T = Chain> {
+    chain: T,
     sinks: Vec<Box<dyn Sink>>,
     dead_letter: Box<dyn DeadLetterSink>,
     batch_size: usize,
@@ -127,13 +156,8 @@ pub const DEADLINE_ID: &str = "(deadline)";
 pub const DEADLINE_REASON: &str = "the invocation's deadline came before this input was finished; it is retried \
      (what was already written is not written twice)";
 
-impl Runner {
-    pub fn new(
-        chain: Chain,
-        sinks: Vec<Box<dyn Sink>>,
-        dead_letter: Box<dyn DeadLetterSink>,
-        batch_size: usize,
-    ) -> Self {
+impl<T: Transform> Runner<T> {
+    pub fn new(chain: T, sinks: Vec<Box<dyn Sink>>, dead_letter: Box<dyn DeadLetterSink>, batch_size: usize) -> Self {
         Runner {
             chain,
             sinks,
@@ -160,7 +184,7 @@ impl Runner {
         id: &str,
         items: impl Iterator<Item = SourceItem>,
         redelivered: bool,
-    ) -> Result<Option<(String, String)>, SinkError> {
+    ) -> Result<Option<(String, String)>, RunError> {
         let skip = match &self.checkpoints {
             Some(c) if redelivered => c.done(id),
             _ => 0,
@@ -199,7 +223,7 @@ impl Runner {
         &mut self,
         items: impl Iterator<Item = SourceItem>,
         on_batch: impl FnMut(&RunStats),
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), RunError> {
         let failed = self.run_items(items, Drain::Each, on_batch)?;
         for (id, reason) in failed {
             self.failures.entry(id).or_insert(reason);
@@ -217,7 +241,7 @@ impl Runner {
         &mut self,
         records: &[serde_json::Value],
         objects: &crate::source::objects::Objects,
-    ) -> Result<BTreeMap<String, String>, SinkError> {
+    ) -> Result<BTreeMap<String, String>, RunError> {
         use crate::source::lambda::{Envelope, envelope, read_objects, sqs_records};
         let mut failed = BTreeMap::new();
         // Records first (in memory, quick), then the objects, one message at a time.
@@ -266,7 +290,7 @@ impl Runner {
         items: impl Iterator<Item = SourceItem>,
         drain: Drain,
         on_batch: impl FnMut(&RunStats),
-    ) -> Result<BTreeMap<String, String>, SinkError> {
+    ) -> Result<BTreeMap<String, String>, RunError> {
         Ok(self.run_stream(items, drain, on_batch)?.0)
     }
 
@@ -277,7 +301,7 @@ impl Runner {
         items: impl Iterator<Item = SourceItem>,
         drain: Drain,
         mut on_batch: impl FnMut(&RunStats),
-    ) -> Result<(BTreeMap<String, String>, u64), SinkError> {
+    ) -> Result<(BTreeMap<String, String>, u64), RunError> {
         let mut failures = BTreeMap::new();
         let mut done = 0u64;
         let (started, before) = (Instant::now(), self.stats.elapsed);
@@ -345,7 +369,7 @@ impl Runner {
 
     /// Runs one batch of records through the chain and into the sinks. `unreadable` are
     /// source-level dead letters (inputs that could not be read as records) to send along.
-    pub fn process(&mut self, batch: Vec<Record>, unreadable: Vec<DeadLetter>) -> Result<BatchOutcome, SinkError> {
+    pub fn process(&mut self, batch: Vec<Record>, unreadable: Vec<DeadLetter>) -> Result<BatchOutcome, RunError> {
         let inputs = batch.clone(); // for dead letters: the record as it entered
         let report = if batch.is_empty() { BatchReport::default() } else { self.chain.run(batch) };
         let original = |origin: usize, seen: &Record| {
@@ -354,7 +378,7 @@ impl Runner {
         };
         if let Err(e) = report.check_conservation() {
             // A host bug, not a plugin's: fail loudly rather than lose records.
-            return Err(SinkError { sink: "chain".into(), message: format!("conservation check failed: {e}") });
+            return Err(RunError::Conservation { inputs: inputs.len(), detail: e });
         }
         self.stats.batches += u64::from(!inputs.is_empty());
         self.stats.outputs += report.emitted.len() as u64;
@@ -362,11 +386,7 @@ impl Runner {
         // Each input's fate: failed if any of its effects could not be completed, else
         // delivered if any path reached the end, else rejected if any path was rejected, else
         // filtered. Letters carry the input they came from (`None`: a source-level letter).
-        const FILTERED: u8 = 0;
-        const REJECTED: u8 = 1;
-        const DELIVERED: u8 = 2;
-        const FAILED: u8 = 3;
-        let mut fate = vec![FILTERED; report.inputs];
+        let mut fate = vec![Fate::Filtered; report.inputs];
         let mut failed: BTreeMap<String, String> = BTreeMap::new();
         let mut letters: Vec<DeadLetter> = Vec::with_capacity(unreadable.len() + report.rejected.len());
         let mut letter_origin: Vec<Option<usize>> = Vec::with_capacity(letters.capacity());
@@ -375,7 +395,7 @@ impl Runner {
             letter_origin.push(None);
         }
         for r in &report.rejected {
-            fate[r.origin] = fate[r.origin].max(REJECTED);
+            fate[r.origin] = fate[r.origin].max(Fate::Rejected);
             letters.push(DeadLetter {
                 stage: r.stage.clone(),
                 kind: r.kind.to_string(),
@@ -388,7 +408,7 @@ impl Runner {
             letter_origin.push(Some(r.origin));
         }
         for e in &report.emitted {
-            fate[e.origin] = fate[e.origin].max(DELIVERED);
+            fate[e.origin] = fate[e.origin].max(Fate::Delivered);
         }
 
         if !report.emitted.is_empty() {
@@ -408,7 +428,7 @@ impl Runner {
                 };
                 for f in written.failed {
                     let origin = report.emitted[f.index].origin;
-                    fate[origin] = FAILED;
+                    fate[origin] = Fate::Failed;
                     failed
                         .entry(inputs[origin].id.clone())
                         .or_insert_with(|| format!("sink:{}: {}", sink.name(), f.reason));
@@ -443,7 +463,7 @@ impl Runner {
                     let l = &letters[f.index];
                     failed.entry(l.source_id.clone()).or_insert_with(|| format!("dead-letter: {}", f.reason));
                     if let Some(origin) = letter_origin[f.index] {
-                        fate[origin] = FAILED;
+                        fate[origin] = Fate::Failed;
                     }
                 }
             }
@@ -459,19 +479,14 @@ impl Runner {
         }
         self.stats.inputs += report.inputs as u64;
         for f in &fate {
-            match *f {
-                FAILED => self.stats.failed += 1,
-                DELIVERED => self.stats.delivered += 1,
-                REJECTED => self.stats.rejected += 1,
-                _ => self.stats.filtered += 1,
+            match f {
+                Fate::Failed => self.stats.failed += 1,
+                Fate::Delivered => self.stats.delivered += 1,
+                Fate::Rejected => self.stats.rejected += 1,
+                Fate::Filtered => self.stats.filtered += 1,
             }
         }
         Ok(BatchOutcome { report, failed })
-    }
-
-    /// Swaps in another chain (a hot reload), between batches; returns the old one.
-    pub fn replace_chain(&mut self, chain: Chain) -> Chain {
-        std::mem::replace(&mut self.chain, chain)
     }
 
     /// Inputs (by source id) that failed so far, with the first reason; see [`BatchOutcome`].
@@ -482,6 +497,13 @@ impl Runner {
     /// Totals so far.
     pub fn stats(&self) -> &RunStats {
         &self.stats
+    }
+}
+
+impl Runner<Chain> {
+    /// Swaps in another chain (a hot reload), between batches; returns the old one.
+    pub fn replace_chain(&mut self, chain: Chain) -> Chain {
+        std::mem::replace(&mut self.chain, chain)
     }
 
     /// Per-stage counters.
@@ -500,5 +522,237 @@ impl Runner {
     /// The chain.
     pub fn chain(&self) -> &Chain {
         &self.chain
+    }
+}
+
+/// The run loop on its own: a native fake transform and in-memory sinks, no wasm, no I/O.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::report::{Emitted, Filtered, RejectKind, Rejected};
+    use crate::sink::{Failed, SinkError, Unwritable};
+    use crate::source::Unreadable;
+
+    /// Decides by body: `filter` is filtered, `reject…` rejected, `fan` emits two records,
+    /// anything else passes. Counts its batches; `broken` loses an input from its report.
+    #[derive(Default)]
+    struct Fake {
+        batches: Arc<AtomicUsize>,
+        broken: bool,
+    }
+
+    impl Transform for Fake {
+        fn run(&mut self, batch: Vec<Record>) -> BatchReport {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            let mut report = BatchReport { inputs: batch.len(), chain: "fake@0".into(), ..Default::default() };
+            for (origin, record) in batch.into_iter().enumerate() {
+                match record.body.as_str() {
+                    "filter" => report.filtered.push(Filtered { origin, stage: "fake".into(), record_id: record.id }),
+                    b if b.starts_with("reject") => report.rejected.push(Rejected {
+                        origin,
+                        stage: "fake".into(),
+                        kind: RejectKind::PluginReject,
+                        reason: "bad".into(),
+                        record,
+                    }),
+                    "fan" => {
+                        let second = Record::new(format!("{}/2", record.id), "fan");
+                        report.emitted.push(Emitted { origin, record });
+                        report.emitted.push(Emitted { origin, record: second });
+                    }
+                    _ => report.emitted.push(Emitted { origin, record }),
+                }
+            }
+            if self.broken {
+                report.emitted.pop();
+            }
+            report
+        }
+    }
+
+    /// Keeps what it is given; fails or refuses the record ids it is told to.
+    #[derive(Default, Clone)]
+    struct Memory {
+        written: Arc<Mutex<Vec<String>>>,
+        fail: BTreeSet<String>,
+        refuse: BTreeSet<String>,
+    }
+
+    impl Sink for Memory {
+        fn name(&self) -> String {
+            "memory".into()
+        }
+        fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
+            let mut report = SinkReport::default();
+            for (index, e) in delivery.emitted.iter().enumerate() {
+                if self.fail.contains(&e.record.id) {
+                    report.failed.push(Failed { index, reason: "throttled".into() });
+                } else if self.refuse.contains(&e.record.id) {
+                    report.unwritable.push(Unwritable { index, reason: "too big".into() });
+                } else {
+                    self.written.lock().unwrap().push(e.record.id.clone());
+                    report.written += 1;
+                }
+            }
+            Ok(report)
+        }
+    }
+
+    #[derive(Default, Clone)]
+    struct Letters {
+        sent: Arc<Mutex<Vec<DeadLetter>>>,
+        fail: BTreeSet<String>,
+    }
+
+    impl DeadLetterSink for Letters {
+        fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<crate::sink::Failed>, SinkError> {
+            let mut failed = Vec::new();
+            for (index, l) in letters.iter().enumerate() {
+                if self.fail.contains(&l.source_id) {
+                    failed.push(Failed { index, reason: "queue unavailable".into() });
+                } else {
+                    self.sent.lock().unwrap().push(l.clone());
+                }
+            }
+            Ok(failed)
+        }
+    }
+
+    fn records(bodies: &[&str]) -> Vec<SourceItem> {
+        bodies.iter().enumerate().map(|(i, b)| SourceItem::Record(Record::new(format!("r{i}"), *b))).collect()
+    }
+
+    fn runner(sink: &Memory, letters: &Letters, batch_size: usize) -> Runner<Fake> {
+        Runner::new(Fake::default(), vec![Box::new(sink.clone())], Box::new(letters.clone()), batch_size)
+    }
+
+    #[test]
+    fn every_input_leaves_exactly_once() {
+        let (sink, letters) = (Memory::default(), Letters::default());
+        let mut r = runner(&sink, &letters, 3);
+        let mut items = records(&["a", "filter", "reject-me", "fan", "b"]);
+        let bad = |id: &str| Unreadable { id: id.into(), raw: "{".into(), reason: "not JSON".into() };
+        items.insert(2, SourceItem::Unreadable(bad("f#3")));
+        items.push(SourceItem::Failed(bad("f#9")));
+        r.run(items.into_iter(), |_| {}).unwrap();
+        let s = r.stats();
+        assert!(s.is_conserved(), "{s:?}");
+        assert_eq!((s.inputs, s.delivered, s.filtered, s.rejected, s.unreadable, s.failed), (7, 3, 1, 1, 1, 1));
+        assert_eq!(s.outputs, 4, "fan-out counts each output");
+        assert_eq!(*sink.written.lock().unwrap(), ["r0", "r3", "r3/2", "r4"]);
+        let sent = letters.sent.lock().unwrap();
+        let kinds: Vec<(&str, &str, &str)> =
+            sent.iter().map(|l| (l.source_id.as_str(), l.stage.as_str(), l.kind.as_str())).collect();
+        assert_eq!(kinds, [("f#3", "source", "unreadable"), ("r2", "fake", "plugin-reject")]);
+        assert_eq!(r.failures().keys().collect::<Vec<_>>(), ["f#9"]);
+        assert_eq!(s.dead_letters.values().sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn a_sink_failure_fails_just_its_input_and_an_unwritable_record_is_dead_lettered() {
+        let mut sink = Memory::default();
+        sink.fail.insert("r1".into());
+        sink.refuse.insert("r2".into());
+        let letters = Letters::default();
+        let mut r = runner(&sink, &letters, 10);
+        r.run(records(&["a", "b", "c", "d"]).into_iter(), |_| {}).unwrap();
+        let s = r.stats();
+        assert!(s.is_conserved(), "{s:?}");
+        assert_eq!((s.delivered, s.failed, s.unwritable), (3, 1, 1));
+        assert_eq!(r.failures()["r1"], "sink:memory: throttled");
+        let sent = letters.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            (sent[0].stage.as_str(), sent[0].kind.as_str(), sent[0].reason.as_str()),
+            ("sink:memory", "unwritable", "too big")
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_that_cannot_be_sent_fails_its_input() {
+        let sink = Memory::default();
+        let mut letters = Letters::default();
+        letters.fail.insert("r0".into());
+        let mut r = runner(&sink, &letters, 10);
+        r.run(records(&["reject", "reject"]).into_iter(), |_| {}).unwrap();
+        let s = r.stats();
+        assert!(s.is_conserved(), "{s:?}");
+        assert_eq!((s.rejected, s.failed), (1, 1));
+        assert!(r.failures()["r0"].starts_with("dead-letter: queue unavailable"));
+    }
+
+    #[test]
+    fn at_the_deadline_the_remaining_records_fail_unprocessed() {
+        let (sink, letters) = (Memory::default(), Letters::default());
+        let mut r = runner(&sink, &letters, 2);
+        let batches = r.chain.batches.clone();
+        r.set_deadline(Some(Box::new(move || batches.load(Ordering::SeqCst) >= 1)));
+        let failed = r.run_items(records(&["a", "b", "c", "d", "e"]).into_iter(), Drain::Each, |_| {}).unwrap();
+        assert_eq!(failed.keys().collect::<Vec<_>>(), ["r2", "r3", "r4"]);
+        assert!(failed.values().all(|reason| reason == DEADLINE_REASON));
+        assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1"]);
+        assert!(r.stats().is_conserved(), "{:?}", r.stats());
+    }
+
+    /// Checkpoints kept in memory, counting lookups.
+    #[derive(Default, Clone)]
+    struct Progress {
+        done: Arc<Mutex<BTreeMap<String, u64>>>,
+        lookups: Arc<AtomicUsize>,
+    }
+
+    impl Checkpoints for Progress {
+        fn done(&self, id: &str) -> u64 {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.done.lock().unwrap().get(id).copied().unwrap_or(0)
+        }
+        fn save(&self, id: &str, done: u64) {
+            self.done.lock().unwrap().insert(id.into(), done);
+        }
+        fn clear(&self, id: &str) {
+            self.done.lock().unwrap().remove(id);
+        }
+    }
+
+    /// An object cut off by the deadline keeps how far it got; its redelivery skips that many
+    /// rows and finishes, then forgets the checkpoint. A first delivery never looks one up.
+    #[test]
+    fn an_object_cut_off_by_the_deadline_resumes_after_its_done_rows() {
+        let (sink, letters, progress) = (Memory::default(), Letters::default(), Progress::default());
+        let rows = || records(&["a", "b", "c", "d", "e"]).into_iter();
+
+        let mut first = runner(&sink, &letters, 2);
+        first.set_checkpoints(Some(Box::new(progress.clone())));
+        let batches = first.chain.batches.clone();
+        first.set_deadline(Some(Box::new(move || batches.load(Ordering::SeqCst) >= 1)));
+        let failure = first.run_resumable("s3://in/o.csv", rows(), false).unwrap();
+        assert_eq!(failure.map(|(id, _)| id).as_deref(), Some(DEADLINE_ID));
+        assert_eq!(progress.lookups.load(Ordering::SeqCst), 0, "a first delivery has no checkpoint to look up");
+        assert_eq!(progress.done.lock().unwrap()["s3://in/o.csv"], 2);
+
+        let mut retry = runner(&sink, &letters, 2);
+        retry.set_checkpoints(Some(Box::new(progress.clone())));
+        assert_eq!(retry.run_resumable("s3://in/o.csv", rows(), true).unwrap(), None);
+        assert_eq!(progress.lookups.load(Ordering::SeqCst), 1);
+        assert!(progress.done.lock().unwrap().is_empty(), "finished: the checkpoint is gone");
+        assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1", "r2", "r3", "r4"], "every row once");
+    }
+
+    #[test]
+    fn a_transform_that_loses_a_record_stops_the_run() {
+        let (sink, letters) = (Memory::default(), Letters::default());
+        let mut r = Runner::new(
+            Fake { broken: true, ..Fake::default() },
+            vec![Box::new(sink.clone())],
+            Box::new(letters.clone()),
+            10,
+        );
+        let err = r.run(records(&["a", "b"]).into_iter(), |_| {}).unwrap_err();
+        assert!(matches!(err, RunError::Conservation { inputs: 2, .. }), "{err}");
+        assert!(sink.written.lock().unwrap().is_empty(), "nothing of a broken batch is written");
     }
 }

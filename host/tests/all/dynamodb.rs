@@ -7,13 +7,11 @@
 //! on a free loopback port and stops it; where one cannot be installed the test says SKIPPED.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use serde_json::Value;
 use weir_host::Record;
 use weir_host::pipeline::config::{Counter, CounterOp, TableConfig, TableMode};
 use weir_host::report::Emitted;
-use weir_host::sink::dynamodb::{DynamoTable, from_attribute};
+use weir_host::sink::table::dynamodb::{DynamoTable, from_attribute};
 use weir_host::sink::{Delivery, Sink};
 
 use weir_test_artifacts::emulators::{self, Process};
@@ -35,37 +33,14 @@ fn moto() -> Option<Emulator> {
 }
 
 fn connect(process: Process) -> Option<Emulator> {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(process.endpoint())
-        .credentials_provider(Credentials::new("fake", "fake", None, None, "weir-tests"))
-        .build();
     let rt = tokio::runtime::Runtime::new().expect("tokio");
-    Some(Emulator { client: Client::from_conf(config), rt, _process: process })
+    let config = rt.block_on(emulators::sdk_config(&process.endpoint(), 3));
+    Some(Emulator { client: Client::new(&config), rt, _process: process })
 }
 
 impl Emulator {
     fn create_table(&self, name: &str, key: &str) {
-        self.rt
-            .block_on(
-                self.client
-                    .create_table()
-                    .table_name(name)
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name(key)
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()
-                            .unwrap(),
-                    )
-                    .key_schema(
-                        KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap(),
-                    )
-                    .send(),
-            )
-            .expect("create table");
+        self.rt.block_on(emulators::create_table(&self.client, name, key));
     }
 
     fn sink(&self, name: &str, key: &str, mode: TableMode) -> DynamoTable {

@@ -18,17 +18,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration, TopicConfiguration};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use weir_host::aws::{Aws, Bindings};
-use weir_host::pipeline::{Pipeline, Runner};
-use weir_host::sink::dynamodb::from_attribute;
+use weir_host::aws::Aws;
+use weir_host::pipeline::{Bindings, Pipeline, Runner, build};
+use weir_host::sink::table::dynamodb::from_attribute;
 use weir_host::source::objects::Objects;
 use weir_host::{Chain, StageSpec};
 use weir_test_artifacts as wasm;
@@ -48,24 +45,8 @@ struct World {
     _moto: Process,
 }
 
-const REGION: &str = "us-east-1";
-
 async fn clients(endpoint: &str, max_attempts: u32, rt: tokio::runtime::Handle) -> Aws {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("fake", "fake", None, None, "weir-tests"))
-        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
-        .load()
-        .await;
-    Aws::from_config(config, true, rt)
-}
-
-fn table(key: &str) -> (AttributeDefinition, KeySchemaElement) {
-    (
-        AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S).build().unwrap(),
-        KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap(),
-    )
+    Aws::from_config(emulators::sdk_config(endpoint, max_attempts).await, true, rt)
 }
 
 impl World {
@@ -77,17 +58,7 @@ impl World {
         let pipeline = Pipeline::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let (input_url, dlq_url, notified_url) = rt.block_on(async {
             for t in &pipeline.tables {
-                let (def, key) = table(&t.key[0]);
-                direct
-                    .dynamodb
-                    .create_table()
-                    .table_name(&t.name)
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .attribute_definitions(def)
-                    .key_schema(key)
-                    .send()
-                    .await
-                    .expect("create table");
+                emulators::create_table(&direct.dynamodb, &t.name, &t.key[0]).await;
             }
             for bucket in ["orders-processed", "orders-incoming"] {
                 direct.s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
@@ -128,9 +99,9 @@ impl World {
     /// A consumer on these clients.
     fn consumer_with(&self, aws: Aws) -> (Runner, Objects) {
         let bindings = Bindings::default();
-        let (sinks, dead_letters) = self.rt.block_on(aws.sinks(&self.pipeline, &bindings)).expect("sinks");
-        let objects = aws.objects(&self.pipeline, &bindings);
-        (Runner::new(example_chain(&self.pipeline), sinks, dead_letters, self.pipeline.batch_size), objects)
+        let wired = self.rt.block_on(build::aws(&self.pipeline, &aws, &bindings)).expect("sinks");
+        let objects = build::aws_objects(&self.pipeline, &aws, &bindings);
+        (Runner::new(example_chain(&self.pipeline), wired.sinks, wired.dead_letter, self.pipeline.batch_size), objects)
     }
 
     /// Receives everything in a queue (short polls until empty), deleting it.
@@ -343,7 +314,7 @@ fn receive_event(world: &World) -> Vec<(Value, String)> {
                 "body": m.body(),
                 "messageAttributes": attributes,
                 "eventSource": "aws:sqs",
-                "awsRegion": REGION,
+                "awsRegion": emulators::REGION,
             });
             (record, m.receipt_handle().unwrap_or_default().to_string())
         })
@@ -615,7 +586,7 @@ fn e_faults_between_weir_and_aws_lose_nothing_and_duplicate_nothing() {
 #[test]
 fn dead_letters_over_256_kb_are_offloaded_to_s3_with_a_pointer() {
     use weir_host::Record;
-    use weir_host::sink::sqs::{Offload, SqsDeadLetters};
+    use weir_host::sink::dead_letter::sqs::{Offload, SqsDeadLetters};
     use weir_host::sink::{DeadLetter, DeadLetterSink};
     let Some(world) = World::new() else { return };
     world.rt.block_on(world.direct.s3.create_bucket().bucket("rejects-large").send()).expect("bucket");
@@ -657,7 +628,7 @@ fn dead_letters_over_256_kb_are_offloaded_to_s3_with_a_pointer() {
 fn fifo_topics_get_a_message_group_and_a_deduplication_id() {
     use weir_host::pipeline::config::NotifyConfig;
     use weir_host::report::Emitted;
-    use weir_host::sink::sns::SnsTopic;
+    use weir_host::sink::notify::sns::SnsTopic;
     use weir_host::sink::{Delivery, Sink};
     let Some(world) = World::new() else { return };
     let (topic_arn, queue_url) = world.rt.block_on(async {

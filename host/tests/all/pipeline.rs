@@ -11,7 +11,10 @@ use weir_host::pipeline::config::{
     TableConfig, TableMode,
 };
 use weir_host::report::Emitted;
-use weir_host::sink::local::{self, Database, NotifyFile, ObjectFiles, RejectedFile, TableSink};
+use weir_host::sink::dead_letter::file::RejectedFile;
+use weir_host::sink::notify::file::NotifyFile;
+use weir_host::sink::objects::file::ObjectFiles;
+use weir_host::sink::table::sqlite::{self, Database, TableSink};
 use weir_host::sink::{Delivery, Sink};
 use weir_host::source::{self, OpenOptions, SourceItem};
 use weir_host::{Record, StageSpec};
@@ -44,11 +47,11 @@ fn put_is_last_write_wins_and_put_if_absent_first_write_wins() {
         assert_eq!(again.written + again.unchanged, 2);
     }
     let item = |t: &str, pk: &str, sk: &str| -> Value {
-        serde_json::from_str(&local::get_item(&db, t, pk, sk).unwrap().unwrap()).unwrap()
+        serde_json::from_str(&sqlite::get_item(&db, t, pk, sk).unwrap().unwrap()).unwrap()
     };
     assert_eq!(item("put", "k", "1")["v"], 2);
     assert_eq!(item("first", "k", "")["v"], 1, "a redelivery does not overwrite");
-    assert_eq!(local::count_items(&db, "put").unwrap(), 2);
+    assert_eq!(sqlite::count_items(&db, "put").unwrap(), 2);
     let bad = write(&mut put, &[("d", r#"{"sk":1}"#), ("e", "[1]")]);
     assert_eq!(bad.unwritable.len(), 2);
     assert_eq!(bad.unwritable[0].reason, "key attribute `pk` is missing or empty");
@@ -76,7 +79,7 @@ fn aggregates_count_each_record_id_once_with_exact_sums() {
     assert_eq!(write(&mut agg, &batch).unchanged, 3);
     let r = write(&mut agg, &[batch[0], ("r4", r#"{"user":"u2","amount":"1.5"}"#)]);
     assert_eq!((r.written, r.unchanged), (1, 1));
-    let groups = local::read_aggregates(&db, "stats").unwrap();
+    let groups = sqlite::read_aggregates(&db, "stats").unwrap();
     assert_eq!(groups.len(), 2);
     assert_eq!(groups[0].key, "u1");
     assert_eq!(groups[0].counters["orders"], "2");
@@ -205,8 +208,8 @@ fn the_example_csv_is_conserved_and_replaying_it_changes_nothing() {
     assert!(validated["original"]["body"].as_str().unwrap().contains("\"amount\":\""), "{validated}");
 
     let db = Database::open(out.path()).unwrap();
-    let orders = local::count_items(&db, "orders").unwrap();
-    let users = local::read_aggregates(&db, "users").unwrap();
+    let orders = sqlite::count_items(&db, "orders").unwrap();
+    let users = sqlite::read_aggregates(&db, "users").unwrap();
     let total: u64 = users.iter().map(|g| g.counters["orders"].parse::<u64>().unwrap()).sum();
     assert_eq!(orders, stats.delivered);
     assert_eq!(total, stats.delivered);
@@ -214,8 +217,8 @@ fn the_example_csv_is_conserved_and_replaying_it_changes_nothing() {
     // Replay the same file: the table and the aggregates do not change.
     let mut again = example_runner(out.path());
     run_file(&mut again, csv, None);
-    assert_eq!(local::count_items(&db, "orders").unwrap(), orders);
-    assert_eq!(local::read_aggregates(&db, "users").unwrap(), users);
+    assert_eq!(sqlite::count_items(&db, "orders").unwrap(), orders);
+    assert_eq!(sqlite::read_aggregates(&db, "users").unwrap(), users);
 }
 
 #[test]
@@ -271,7 +274,7 @@ fn s3_events_inside_sns_inside_sqs_are_unwrapped_and_test_events_skipped() {
     // the plain message is one order.
     assert_eq!((stats.inputs, stats.delivered, stats.rejected, stats.unreadable), (4, 3, 1, 0), "{stats:?}");
     let db = Database::open(out.path()).unwrap();
-    assert_eq!(local::count_items(&db, "orders").unwrap(), 3);
+    assert_eq!(sqlite::count_items(&db, "orders").unwrap(), 3);
     let dead = rejected_lines(out.path());
     assert_eq!(dead[0]["source_id"], "s3://example-bucket/incoming/orders 2024-05.csv#4");
 }

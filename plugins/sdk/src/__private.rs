@@ -47,7 +47,7 @@ mod wasm {
 
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "../../wit/v0.1.0",
             world: "weir:transform/plugin@0.1.0",
             default_bindings_module: "weir_plugin::__private::bindings",
             pub_export_macro: true,

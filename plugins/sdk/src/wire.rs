@@ -1,4 +1,4 @@
-//! The SDK's side of the packed batch format (see `wit/transform.wit`): spans into one text
+//! The SDK's side of the packed batch format (see `wit/v0.1.0/transform.wit`): spans into one text
 //! buffer, and the loop that runs a [`Transform`] over a batch. Target independent, so the
 //! loop is unit-tested natively; `__private` adapts it to the generated wasm bindings.
 

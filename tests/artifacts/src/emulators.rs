@@ -9,7 +9,9 @@
 //!   (DynamoDB applies each atomically; see that file).
 //! - `tests/emulators/fault_proxy.py`: throttling, 500s and dropped connections in front of one.
 //!
-//! Where an emulator cannot be installed the caller prints SKIPPED and returns: loud, not silent.
+//! Where an emulator cannot be installed the test is [`skipped`]: it says SKIPPED (counted by
+//! `tests/run.sh`), and under `CI=true` a skip is a failure, so CI never passes a test that did
+//! not run. [`sdk_config`] and [`create_table`] are the one way tests reach an emulator.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,60 @@ impl Process {
 
 static INSTALL: Mutex<()> = Mutex::new(());
 
+/// Says that a test did not run and why: on stderr, and as a line in `$WEIR_SKIPS_FILE` when
+/// set (libtest hides a passing test's output, so `tests/run.sh` counts skips from that file).
+/// Under `CI=true` a skip is a failure: this panics, naming it.
+pub fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("SKIPPED under CI=true, which counts as a failure: {test}: {why}");
+    }
+    eprintln!("SKIPPED: {test}: {why}");
+    if let Some(file) = std::env::var_os("WEIR_SKIPS_FILE") {
+        use std::io::Write;
+        let line = format!("SKIPPED: {test}: {}\n", why.replace('\n', " "));
+        let appended = std::fs::OpenOptions::new().create(true).append(true).open(&file);
+        if let Err(e) = appended.and_then(|mut f| f.write_all(line.as_bytes())) {
+            eprintln!("could not record the skip in {}: {e}", file.to_string_lossy());
+        }
+    }
+}
+
+/// The region every test's clients use.
+pub const REGION: &str = "us-east-1";
+
+/// The SDK configuration of a test against an emulator at `endpoint`: a fixed region, fake
+/// credentials, standard retries with `max_attempts` attempts per request.
+pub async fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("fake", "fake", None, None, "weir-tests"))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(max_attempts))
+        .load()
+        .await
+}
+
+/// Creates an on-demand table whose key is one string attribute, as weir's tables are.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let definition = AttributeDefinition::builder()
+        .attribute_name(key)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition");
+    let schema = KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().expect("key schema");
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(definition)
+        .key_schema(schema)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -50,7 +106,7 @@ fn started(mut command: Command, port: u16, what: &str) -> Option<Process> {
     let child = match command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("SKIPPED: cannot start {what}: {e}");
+            skipped(&format!("cannot start {what}: {e}; this test did not run"));
             return None;
         }
     };
@@ -77,12 +133,12 @@ pub fn dynalite() -> Option<Process> {
                 .arg("dynalite@4.0.0")
                 .status();
             if !matches!(installed, Ok(s) if s.success()) || !cli.exists() {
-                eprintln!("SKIPPED: dynalite could not be installed with npm ({installed:?}); this test did not run");
+                skipped(&format!("dynalite could not be installed with npm ({installed:?}); this test did not run"));
                 return None;
             }
         }
     }
-    let port = free_port()?;
+    let port = free_port().expect("a free loopback port");
     let mut command = Command::new("node");
     command.arg(&cli).args([
         "--port",
@@ -109,7 +165,7 @@ pub fn moto_python() -> Option<PathBuf> {
                 .status()
                 .is_ok_and(|s| s.success());
         if !ok || !venv.join("bin/moto_server").exists() {
-            eprintln!("SKIPPED: moto server could not be installed into {}; this test did not run", venv.display());
+            skipped(&format!("moto server could not be installed into {}; this test did not run", venv.display()));
             return None;
         }
     }
@@ -119,7 +175,7 @@ pub fn moto_python() -> Option<PathBuf> {
 /// moto server (one request at a time, see the module docs) on a free port.
 pub fn moto() -> Option<Process> {
     let python = moto_python()?;
-    let port = free_port()?;
+    let port = free_port().expect("a free loopback port");
     let mut command = Command::new(python);
     command.arg(root().join("tests/emulators/moto_serial.py")).args(["127.0.0.1", &port.to_string()]);
     started(command, port, "moto server")
@@ -128,7 +184,7 @@ pub fn moto() -> Option<Process> {
 /// The fault-injection proxy in front of `upstream`: `share` of requests get a fault.
 pub fn fault_proxy(upstream: u16, share: f64, seed: u64) -> Option<Process> {
     let python = moto_python()?;
-    let port = free_port()?;
+    let port = free_port().expect("a free loopback port");
     let mut command = Command::new(python);
     command.arg(root().join("tests/emulators/fault_proxy.py")).args([
         port.to_string(),

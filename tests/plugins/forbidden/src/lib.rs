@@ -1,6 +1,6 @@
 //! A plugin that tries to reach the network: it imports `wasi:sockets`, which the host refuses
 //! at load, naming the import.
-wit_bindgen::generate!({ path: "../../../wit", world: "weir:transform/plugin@0.1.0" });
+wit_bindgen::generate!({ path: "../../../wit/v0.1.0", world: "weir:transform/plugin@0.1.0" });
 
 use exports::weir::transform::transformer::Guest;
 use weir::transform::types::{Batch, OutputBatch};

@@ -21,7 +21,7 @@
 //!
 //! Config: `fail_init = <message>` refuses init with that message.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "weir:transform/plugin@0.1.0" });
+wit_bindgen::generate!({ path: "../../../wit/v0.1.0", world: "weir:transform/plugin@0.1.0" });
 
 use exports::weir::transform::transformer::Guest;
 use weir::transform::types::{Attribute, Batch, Level, Outcome, OutputBatch, OutputRecord, Span};

@@ -11,9 +11,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use futures_util::stream::StreamExt;
 
-use super::local::{plan_objects, render_rows};
-use super::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
-use crate::pipeline::config::{ObjectFormat, ObjectsConfig};
+use super::{ObjectFormat, ObjectsConfig, plan_objects, render_rows};
+use crate::sink::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
 
 /// Writes batches as objects in a bucket.
 pub struct S3Objects {

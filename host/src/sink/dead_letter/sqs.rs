@@ -16,8 +16,9 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use sha2::{Digest, Sha256};
 
-use super::dynamodb::Backoff;
-use super::{DeadLetter, DeadLetterSink, EntryResult, Failed, SinkError, pack};
+use super::{DeadLetter, DeadLetterSink};
+use crate::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
+use crate::sink::{Failed, SinkError};
 
 /// SQS's limit on a message, and on a whole `SendMessageBatch` call.
 pub const MAX_BATCH_BYTES: usize = 262_144;
@@ -160,8 +161,9 @@ impl SqsDeadLetters {
                 for f in out.failed() {
                     let Ok(i) = f.id().parse::<usize>() else { continue };
                     let reason = format!("{}: {}", f.code(), f.message().unwrap_or_default());
-                    // A dead letter SQS refuses is retried too: it must not be lost.
-                    results.insert(i, EntryResult::Failed(reason));
+                    let result =
+                        if f.sender_fault() { EntryResult::Refused(reason) } else { EntryResult::Failed(reason) };
+                    results.insert(i, result);
                 }
                 results.into_iter().collect()
             }
@@ -181,36 +183,16 @@ impl SqsDeadLetters {
             }
             messages.insert(index, m);
         }
-        let mut pending: Vec<usize> = messages.keys().copied().collect();
-        let mut last_reason = BTreeMap::new();
-        for attempt in 0..=self.backoff.attempts {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(self.backoff.delay(attempt - 1)).await;
-            }
-            let sizes: Vec<(usize, usize)> = pending.iter().map(|i| (*i, messages[i].size())).collect();
-            let mut retry = Vec::new();
-            for request in pack(&sizes, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES) {
-                let entries: Vec<(usize, &Message)> = request.iter().map(|i| (*i, &messages[i])).collect();
-                for (index, result) in self.send_batch(&entries).await {
-                    match result {
-                        EntryResult::Sent => {}
-                        EntryResult::Refused(reason) | EntryResult::Failed(reason) => {
-                            last_reason.insert(index, reason);
-                            retry.push(index);
-                        }
-                    }
-                }
-            }
-            pending = retry;
-        }
-        failed.extend(
-            pending
-                .into_iter()
-                .map(|index| Failed { index, reason: last_reason.remove(&index).unwrap_or_else(|| "not sent".into()) }),
-        );
+        let sizes: Vec<(usize, usize)> = messages.iter().map(|(i, m)| (*i, m.size())).collect();
+        let limits = BatchLimits { max_entries: MAX_BATCH_ENTRIES, max_bytes: MAX_BATCH_BYTES };
+        let outcome = send_in_batches(&sizes, limits, self.backoff, |request| {
+            let entries: Vec<(usize, &Message)> = request.iter().map(|i| (*i, &messages[i])).collect();
+            async move { self.send_batch(&entries).await }
+        })
+        .await;
+        // A dead letter that cannot be sent fails its input, which is retried: never lost.
+        failed
+            .extend(outcome.refused.into_iter().chain(outcome.failed).map(|(index, reason)| Failed { index, reason }));
         failed
     }
 }

@@ -17,10 +17,9 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::dynamodb::Backoff;
-use super::local::matches;
-use super::{Delivery, EntryResult, Failed, Sink, SinkError, SinkReport, Unwritable, pack};
-use crate::pipeline::config::NotifyConfig;
+use super::{NotifyConfig, matches};
+use crate::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
+use crate::sink::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
 
 /// SNS's limit on a message, and on a whole `PublishBatch` call.
 pub const MAX_BATCH_BYTES: usize = 262_144;
@@ -159,51 +158,32 @@ impl SnsTopic {
         let fifo = self.topic_arn.ends_with(".fifo");
         let mut messages: BTreeMap<usize, Message> = BTreeMap::new();
         for (index, e) in delivery.emitted.iter().enumerate() {
-            match message(&self.config, &self.pipeline, fifo, &e.record.id, &e.record.body) {
-                None => report.unchanged += 1,
-                Some(m) if m.size() > MAX_BATCH_BYTES => report.unwritable.push(Unwritable {
-                    index,
-                    reason: format!("notification is {} bytes, over SNS's {MAX_BATCH_BYTES}-byte limit", m.size()),
-                }),
-                Some(mut m) => {
-                    // Traceability: the chain that produced it, where SNS's 10 attributes allow.
-                    if m.attributes.len() < 10 && !delivery.chain.is_empty() {
-                        m.attributes.insert("weir_chain".to_string(), ("String", delivery.chain.to_string()));
-                    }
-                    messages.insert(index, m);
-                }
+            let Some(mut m) = message(&self.config, &self.pipeline, fifo, &e.record.id, &e.record.body) else {
+                report.unchanged += 1;
+                continue;
+            };
+            // Traceability: the chain that produced it, where SNS's 10 attributes allow. Added
+            // before the size check, which must see the message as it is sent.
+            if m.attributes.len() < 10 && !delivery.chain.is_empty() {
+                m.attributes.insert("weir_chain".to_string(), ("String", delivery.chain.to_string()));
             }
+            if m.size() > MAX_BATCH_BYTES {
+                let reason = format!("notification is {} bytes, over SNS's {MAX_BATCH_BYTES}-byte limit", m.size());
+                report.unwritable.push(Unwritable { index, reason });
+                continue;
+            }
+            messages.insert(index, m);
         }
-        let mut pending: Vec<usize> = messages.keys().copied().collect();
-        let mut last_reason = BTreeMap::new();
-        for attempt in 0..=self.backoff.attempts {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(self.backoff.delay(attempt - 1)).await;
-            }
-            let sizes: Vec<(usize, usize)> = pending.iter().map(|i| (*i, messages[i].size())).collect();
-            let mut retry = Vec::new();
-            for request in pack(&sizes, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES) {
-                let entries: Vec<(usize, &Message)> = request.iter().map(|i| (*i, &messages[i])).collect();
-                for (index, result) in self.publish(&entries).await {
-                    match result {
-                        EntryResult::Sent => report.written += 1,
-                        EntryResult::Refused(reason) => report.unwritable.push(Unwritable { index, reason }),
-                        EntryResult::Failed(reason) => {
-                            last_reason.insert(index, reason);
-                            retry.push(index);
-                        }
-                    }
-                }
-            }
-            pending = retry;
-        }
-        report.failed.extend(pending.into_iter().map(|index| Failed {
-            index,
-            reason: last_reason.remove(&index).unwrap_or_else(|| "not published".into()),
-        }));
+        let sizes: Vec<(usize, usize)> = messages.iter().map(|(i, m)| (*i, m.size())).collect();
+        let limits = BatchLimits { max_entries: MAX_BATCH_ENTRIES, max_bytes: MAX_BATCH_BYTES };
+        let outcome = send_in_batches(&sizes, limits, self.backoff, |request| {
+            let entries: Vec<(usize, &Message)> = request.iter().map(|i| (*i, &messages[i])).collect();
+            async move { self.publish(&entries).await }
+        })
+        .await;
+        report.written += outcome.sent.len();
+        report.unwritable.extend(outcome.refused.into_iter().map(|(index, reason)| Unwritable { index, reason }));
+        report.failed.extend(outcome.failed.into_iter().map(|(index, reason)| Failed { index, reason }));
         report
     }
 }
@@ -221,7 +201,7 @@ impl Sink for SnsTopic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::config::{Predicate, PredicateOp};
+    use crate::sink::notify::{Predicate, PredicateOp};
 
     #[test]
     fn messages_carry_typed_attributes_and_fifo_ids() {

@@ -1,17 +1,9 @@
-//! The embedded default sinks, all under one output directory:
-//!
-//! - `weir.db` (SQLite): one table per `[[sinks.table]]`, with DynamoDB's semantics: `put`
-//!   (last write wins), `put-if-absent` (first write wins; a redelivery is a no-op), and
-//!   `aggregate` (counters per group, each record id counted once, so replaying a file changes
-//!   nothing). A batch is one transaction.
-//! - `notifications.jsonl`: what would be published to the topic, with message attributes.
-//! - `objects/<bucket>/<prefix><partition>part-<digest>.jsonl|csv`: one file per batch and
-//!   partition, named by a digest of its record ids, so a replay rewrites the same file.
-//! - `rejected.jsonl`: dead letters (record, stage, kind, reason, source id).
+//! The local twin of a DynamoDB table: `weir.db` (SQLite) in the output directory, one SQL
+//! table per `[[sinks.table]]`, with DynamoDB's semantics for each mode. A batch is one
+//! transaction.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,12 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::{DeadLetter, DeadLetterSink, Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
-use crate::pipeline::config::{
-    CounterOp, NotifyConfig, ObjectFormat, ObjectsConfig, Predicate, PredicateOp, TableConfig, TableMode,
-};
+use super::{CounterOp, TableConfig, TableMode};
+use crate::sink::fields::{key_value, number};
+use crate::sink::{Delivery, Sink, SinkError, SinkReport, Unwritable};
 
 /// The SQLite database shared by the table sinks of one output directory.
 #[derive(Clone)]
@@ -57,16 +47,6 @@ impl Database {
 fn quote_ident(prefix: &str, name: &str) -> String {
     // Names are validated to [A-Za-z0-9_-]; quoting keeps `-` legal.
     format!("\"{prefix}{}\"", name.replace('"', ""))
-}
-
-/// A key attribute's value as text, if the body has a usable one.
-fn key_value(body: &Value, field: &str) -> Option<String> {
-    match body.get(field)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 /// A table sink on the local database.
@@ -225,18 +205,6 @@ impl Sink for TableSink {
     }
 }
 
-/// An exact decimal from a JSON number (or numeric string).
-fn number(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::Number(n) => {
-            let text = n.to_string();
-            Decimal::from_str_exact(&text).or_else(|_| Decimal::from_scientific(&text)).ok()
-        }
-        Value::String(s) => Decimal::from_str_exact(s.trim()).ok(),
-        _ => None,
-    }
-}
-
 /// One aggregate group read back.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Group {
@@ -288,241 +256,4 @@ pub fn get_item(db: &Database, table: &str, pk: &str, sk: &str) -> Result<Option
     )
     .optional()
     .map_err(|e| SinkError { sink: format!("table:{table}"), message: e.to_string() })
-}
-
-fn append_file(path: &Path, sink: &str) -> Result<BufWriter<File>, SinkError> {
-    let err = |e: std::io::Error| SinkError { sink: sink.into(), message: format!("{}: {e}", path.display()) };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(err)?;
-    }
-    Ok(BufWriter::new(OpenOptions::new().create(true).append(true).open(path).map_err(err)?))
-}
-
-/// Whether a record body matches a notify predicate.
-pub fn matches(predicate: &Predicate, body: &Value) -> bool {
-    let field = body.get(&predicate.field);
-    if predicate.op == PredicateOp::Exists {
-        return field.is_some_and(|v| !v.is_null());
-    }
-    let (Some(field), Some(value)) = (field, &predicate.value) else { return false };
-    let ordering = match (field, value) {
-        (Value::Number(n), toml::Value::Integer(_) | toml::Value::Float(_)) => {
-            let lhs = number(&Value::Number(n.clone()));
-            let rhs = match value {
-                toml::Value::Integer(i) => Some(Decimal::from(*i)),
-                toml::Value::Float(f) => Decimal::try_from(*f).ok(),
-                _ => None,
-            };
-            match (lhs, rhs) {
-                (Some(l), Some(r)) => l.cmp(&r),
-                _ => return false,
-            }
-        }
-        (Value::String(s), toml::Value::String(v)) => s.as_str().cmp(v.as_str()),
-        (Value::Bool(b), toml::Value::Boolean(v)) => b.cmp(v),
-        _ => return predicate.op == PredicateOp::Ne,
-    };
-    use std::cmp::Ordering::*;
-    match predicate.op {
-        PredicateOp::Eq => ordering == Equal,
-        PredicateOp::Ne => ordering != Equal,
-        PredicateOp::Gt => ordering == Greater,
-        PredicateOp::Gte => ordering != Less,
-        PredicateOp::Lt => ordering == Less,
-        PredicateOp::Lte => ordering != Greater,
-        PredicateOp::Exists => true,
-    }
-}
-
-/// Message attributes from configured fields (strings, numbers and booleans as text).
-pub fn message_attributes(fields: &[String], body: &Value) -> BTreeMap<String, String> {
-    fields.iter().filter_map(|f| Some((f.clone(), key_value(body, f)?))).collect()
-}
-
-/// `notifications.jsonl`.
-pub struct NotifyFile {
-    path: PathBuf,
-    config: NotifyConfig,
-}
-
-impl NotifyFile {
-    pub fn new(dir: &Path, config: NotifyConfig) -> Self {
-        NotifyFile { path: dir.join("notifications.jsonl"), config }
-    }
-}
-
-impl Sink for NotifyFile {
-    fn name(&self) -> String {
-        format!("notify:{}", self.config.topic)
-    }
-
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
-        let mut report = SinkReport::default();
-        let mut out = append_file(&self.path, &self.name())?;
-        for e in delivery.emitted {
-            let body: Value = serde_json::from_str(&e.record.body).unwrap_or(Value::Null);
-            if let Some(p) = &self.config.when
-                && !matches(p, &body)
-            {
-                report.unchanged += 1;
-                continue;
-            }
-            let line = serde_json::json!({
-                "topic": self.config.topic,
-                "record_id": e.record.id,
-                "attributes": message_attributes(&self.config.attributes, &body),
-                "message": body,
-                "chain": delivery.chain,
-            });
-            writeln!(out, "{line}").map_err(|err| SinkError { sink: self.name(), message: err.to_string() })?;
-            report.written += 1;
-        }
-        out.flush().map_err(|err| SinkError { sink: self.name(), message: err.to_string() })?;
-        Ok(report)
-    }
-}
-
-/// Object files under `objects/`.
-pub struct ObjectFiles {
-    root: PathBuf,
-    config: ObjectsConfig,
-}
-
-impl ObjectFiles {
-    pub fn new(dir: &Path, config: ObjectsConfig) -> Self {
-        ObjectFiles { root: dir.join("objects"), config }
-    }
-
-    /// The relative key of each file of a batch; see [`plan_objects`].
-    pub fn plan(&self, delivery: &Delivery<'_>) -> BTreeMap<String, Vec<(usize, Value)>> {
-        plan_objects(&self.config, delivery)
-    }
-}
-
-/// Splits a batch into files: the key (`prefix/partition/part-<hash>.jsonl`) of each, with its
-/// rows. The name hashes the record ids, so a redelivered batch rewrites the same files
-/// instead of adding copies.
-pub fn plan_objects(config: &ObjectsConfig, delivery: &Delivery<'_>) -> BTreeMap<String, Vec<(usize, Value)>> {
-    let mut groups: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
-    for (i, e) in delivery.emitted.iter().enumerate() {
-        let body: Value = serde_json::from_str(&e.record.body).unwrap_or(Value::Null);
-        let partition = config.partition.render(&body);
-        groups.entry(format!("{}{partition}", config.prefix)).or_default().push((i, body));
-    }
-    let ext = match config.format {
-        ObjectFormat::Jsonl => "jsonl",
-        ObjectFormat::Csv => "csv",
-    };
-    groups
-        .into_iter()
-        .map(|(dir, rows)| {
-            let mut h = Sha256::new();
-            for (i, _) in &rows {
-                h.update(delivery.emitted[*i].record.id.as_bytes());
-                h.update([0]);
-            }
-            (format!("{dir}part-{}.{ext}", &hex::encode(h.finalize())[..16]), rows)
-        })
-        .collect()
-}
-
-/// A file's bytes: JSON Lines, or CSV with a header.
-pub fn render_rows(format: ObjectFormat, rows: &[(usize, Value)]) -> Result<Vec<u8>, csv::Error> {
-    match format {
-        ObjectFormat::Jsonl => {
-            let mut buf = Vec::new();
-            for (_, v) in rows {
-                buf.extend_from_slice(v.to_string().as_bytes());
-                buf.push(b'\n');
-            }
-            Ok(buf)
-        }
-        ObjectFormat::Csv => to_csv(&rows.iter().map(|(_, v)| v).collect::<Vec<_>>()),
-    }
-}
-
-/// Renders rows as CSV: columns in order of first appearance; strings raw, others as JSON.
-pub fn to_csv(rows: &[&Value]) -> Result<Vec<u8>, csv::Error> {
-    let mut columns: Vec<String> = Vec::new();
-    for row in rows {
-        if let Value::Object(map) = row {
-            for k in map.keys() {
-                if !columns.contains(k) {
-                    columns.push(k.clone());
-                }
-            }
-        }
-    }
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    w.write_record(&columns)?;
-    for row in rows {
-        let fields = columns.iter().map(|c| match row.get(c) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        });
-        w.write_record(fields)?;
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
-}
-
-impl Sink for ObjectFiles {
-    fn name(&self) -> String {
-        format!("objects:{}", self.config.bucket)
-    }
-
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
-        let err = |e: &dyn std::fmt::Display| SinkError {
-            sink: format!("objects:{}", self.config.bucket),
-            message: e.to_string(),
-        };
-        let mut report = SinkReport::default();
-        for (key, rows) in self.plan(delivery) {
-            let path = self.root.join(&self.config.bucket).join(&key);
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).map_err(|e| err(&e))?;
-            }
-            let bytes = render_rows(self.config.format, &rows).map_err(|e| err(&e))?;
-            // Write-then-rename: a crash never leaves half a file under the final name.
-            let tmp = path.with_extension("tmp");
-            fs::write(&tmp, bytes).map_err(|e| err(&e))?;
-            fs::rename(&tmp, &path).map_err(|e| err(&e))?;
-            report.written += rows.len();
-        }
-        Ok(report)
-    }
-}
-
-/// `rejected.jsonl`.
-pub struct RejectedFile {
-    path: PathBuf,
-    queue: String,
-}
-
-impl RejectedFile {
-    pub fn new(dir: &Path, queue: impl Into<String>) -> Self {
-        RejectedFile { path: dir.join("rejected.jsonl"), queue: queue.into() }
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl DeadLetterSink for RejectedFile {
-    fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<Failed>, SinkError> {
-        if letters.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sink = format!("dead-letter:{}", self.queue);
-        let mut out = append_file(&self.path, &sink)?;
-        for l in letters {
-            let line =
-                serde_json::to_string(l).map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
-            writeln!(out, "{line}").map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
-        }
-        out.flush().map_err(|e| SinkError { sink, message: e.to_string() })?;
-        Ok(Vec::new())
-    }
 }

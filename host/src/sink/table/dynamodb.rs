@@ -36,8 +36,9 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
-use crate::pipeline::config::{Counter, CounterOp, TableConfig, TableMode};
+use super::{Counter, CounterOp, TableConfig, TableMode};
+use crate::aws::retry::Backoff;
+use crate::sink::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -102,33 +103,6 @@ pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
         }
     }
     item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-}
-
-/// Retry policy for partial failures (on top of the SDK's own retries of whole requests).
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub attempts: u32,
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { attempts: 8, base: Duration::from_millis(50), max: Duration::from_secs(5) }
-    }
-}
-
-impl Backoff {
-    /// Full jitter: a random delay up to `min(max, base * 2^attempt)`.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let cap = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.max);
-        let mut r = [0u8; 8];
-        let frac = match getrandom::fill(&mut r) {
-            Ok(()) => (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64,
-            Err(_) => 0.5,
-        };
-        cap.mul_f64(frac)
-    }
 }
 
 /// A DynamoDB table sink.
@@ -595,13 +569,8 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_backoff() {
+    fn item_sizes() {
         let item = HashMap::from([("pk".to_string(), AttributeValue::S("x".repeat(10)))]);
         assert_eq!(item_size(&item), 12);
-        let b = Backoff::default();
-        for attempt in 0..20 {
-            assert!(b.delay(attempt) <= b.max);
-        }
-        assert!(b.delay(0) <= Duration::from_millis(50));
     }
 }
