@@ -76,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     spinner.finish_and_clear();
     let chain = Chain::new(specs)?;
 
-    // On AWS: the clients' runtime lives as long as the run; the sinks block on it from here.
+    // On AWS: the clients' runtime lives as long as the run; the runner drives the sinks on it.
     let mut _runtime = None;
     let mut objects = None;
     let bindings = Bindings::parse(args.bind.iter().map(String::as_str))?;
@@ -92,8 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         build::local(&pipeline, &args.out)?
     };
-    let Wired { sinks, dead_letter, database: db, rejected_file: rejected_path } = wired;
-    let mut runner = Runner::new(chain, sinks, dead_letter, pipeline.batch_size);
+    let Wired { outputs, database: db, rejected_file: rejected_path } = wired;
+    let mut runner = Runner::new(chain, outputs, pipeline.batch_size);
 
     let total_bytes: u64 = args.input.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let bar = if quiet {

@@ -322,7 +322,7 @@ impl Host {
             .block_on(build::aws(&pipeline, &self.aws, &bindings))
             .map_err(|e| install(e.to_string()))?;
         let objects = build::aws_objects(&pipeline, &self.aws, &bindings);
-        let mut runner = Runner::new(chain, wired.sinks, wired.dead_letter, pipeline.batch_size);
+        let mut runner = Runner::new(chain, wired.outputs, pipeline.batch_size);
         runner.set_checkpoints(Some(Box::new(S3Checkpoints::new(&self.aws, &self.settings))));
         self.active = Some(Active { runner, objects, definition, version: manifest.version });
         Ok(())

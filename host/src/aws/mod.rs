@@ -49,7 +49,8 @@ pub struct Aws {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
-    /// The runtime the synchronous sinks block on.
+    /// The runtime the clients were built on: the run loop drives the sinks' writes on it, and
+    /// the S3 object reader blocks on it (see [`crate::pipeline::Io`]).
     pub runtime: tokio::runtime::Handle,
 }
 

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::Pipeline;
 use super::bindings::Bindings;
+use super::{Io, Outputs, Pipeline};
 use crate::aws::{Aws, AwsError};
 use crate::sink::dead_letter::file::RejectedFile;
 use crate::sink::dead_letter::sqs::{Offload, SqsDeadLetters};
@@ -24,13 +24,12 @@ use crate::sink::objects::file::ObjectFiles;
 use crate::sink::objects::s3::S3Objects as S3Sink;
 use crate::sink::table::dynamodb::DynamoTable;
 use crate::sink::table::sqlite::{Database, TableSink};
-use crate::sink::{DeadLetterSink, Sink, SinkError};
+use crate::sink::{Sink, SinkError};
 use crate::source::objects::{ObjectFilter, Objects, S3Objects};
 
 /// A pipeline's outputs, ready for a [`Runner`](super::Runner).
 pub struct Wired {
-    pub sinks: Vec<Box<dyn Sink>>,
-    pub dead_letter: Box<dyn DeadLetterSink>,
+    pub outputs: Outputs,
     /// Local only: the database the table sinks write, and the dead-letter file.
     pub database: Option<Database>,
     pub rejected_file: Option<PathBuf>,
@@ -45,6 +44,8 @@ pub enum WireError {
     Local(#[from] SinkError),
     #[error("creating the output directory {dir}: {source}")]
     OutputDir { dir: PathBuf, source: std::io::Error },
+    #[error("starting the runtime the sinks write on: {0}")]
+    Runtime(std::io::Error),
     #[error("{file}: dead_letter: a pipeline run on AWS needs a dead-letter queue ([dead_letter] queue = \"...\")")]
     NoDeadLetterQueue { file: PathBuf },
 }
@@ -70,25 +71,26 @@ pub fn local(pipeline: &Pipeline, dir: &Path) -> Result<Wired, WireError> {
     let queue = pipeline.dead_letter.as_ref().map(|d| d.queue.clone()).unwrap_or_else(|| "rejected".into());
     let rejected = RejectedFile::new(dir, queue);
     let rejected_file = Some(rejected.path().to_path_buf());
-    Ok(Wired { sinks, dead_letter: Box::new(rejected), database, rejected_file })
+    let io = Io::own().map_err(WireError::Runtime)?;
+    Ok(Wired { outputs: Outputs { sinks, dead_letter: Box::new(rejected), io }, database, rejected_file })
 }
 
 /// The AWS outputs, each logical name resolved through `bindings` (a topic or queue name that is
-/// not an ARN or URL is looked up). The sinks block on the clients' runtime: use them from a
-/// blocking thread.
+/// not an ARN or URL is looked up). Their writes run on the clients' runtime ([`Io::Shared`]):
+/// run the runner from a thread outside it.
 pub async fn aws(pipeline: &Pipeline, aws: &Aws, bindings: &Bindings) -> Result<Wired, WireError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for t in &pipeline.tables {
-        let table = DynamoTable::new(aws.dynamodb.clone(), aws.runtime.clone(), bindings.table(&t.name), t.clone());
+        let table = DynamoTable::new(aws.dynamodb.clone(), bindings.table(&t.name), t.clone());
         sinks.push(Box::new(table));
     }
     if let Some(n) = &pipeline.notify {
         let arn = aws.topic_arn(bindings.topic(&n.topic)).await?;
-        sinks.push(Box::new(SnsTopic::new(aws.sns.clone(), aws.runtime.clone(), arn, &pipeline.name, n.clone())));
+        sinks.push(Box::new(SnsTopic::new(aws.sns.clone(), arn, &pipeline.name, n.clone())));
     }
     if let Some(o) = &pipeline.objects {
         let bucket = bindings.bucket(&o.bucket);
-        sinks.push(Box::new(S3Sink::new(aws.s3.clone(), aws.runtime.clone(), bucket, o.clone())));
+        sinks.push(Box::new(S3Sink::new(aws.s3.clone(), bucket, o.clone())));
     }
     let Some(d) = &pipeline.dead_letter else {
         return Err(WireError::NoDeadLetterQueue { file: pipeline.file.clone() });
@@ -99,8 +101,9 @@ pub async fn aws(pipeline: &Pipeline, aws: &Aws, bindings: &Bindings) -> Result<
         bucket: bindings.bucket(b).to_string(),
         prefix: d.offload_prefix.clone(),
     });
-    let dead_letter = Box::new(SqsDeadLetters::new(aws.sqs.clone(), aws.runtime.clone(), url, offload));
-    Ok(Wired { sinks, dead_letter, database: None, rejected_file: None })
+    let dead_letter = Box::new(SqsDeadLetters::new(aws.sqs.clone(), url, offload));
+    let io = Io::Shared(aws.runtime.clone());
+    Ok(Wired { outputs: Outputs { sinks, dead_letter, io }, database: None, rejected_file: None })
 }
 
 /// Where the objects that S3 events name are read on AWS: S3, through [`object_filter`]. (A

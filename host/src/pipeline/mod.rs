@@ -112,12 +112,47 @@ pub struct BatchOutcome {
     pub failed: BTreeMap<String, String>,
 }
 
+/// Where the sinks' futures run.
+pub enum Io {
+    /// The runner's own single-threaded runtime: for sinks that need no particular one (local
+    /// files, tests).
+    Own(tokio::runtime::Runtime),
+    /// The runtime the sinks' AWS clients were built on. It must be this one: a pooled
+    /// connection belongs to the runtime that opened it, and the same clients serve other work
+    /// (manifest checks) between batches. Blocked on from a thread outside it (the Lambda runs
+    /// the runner under `spawn_blocking`).
+    Shared(tokio::runtime::Handle),
+}
+
+impl Io {
+    /// A runtime of the runner's own.
+    pub fn own() -> std::io::Result<Io> {
+        Ok(Io::Own(tokio::runtime::Builder::new_current_thread().enable_all().build()?))
+    }
+
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match self {
+            Io::Own(runtime) => runtime.block_on(future),
+            Io::Shared(handle) => handle.block_on(future),
+        }
+    }
+}
+
+/// A run's outputs: the sinks, the dead-letter sink, and where their writes run. See
+/// [`build`] for how a pipeline gets them.
+pub struct Outputs {
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub dead_letter: Box<dyn DeadLetterSink>,
+    pub io: Io,
+}
+
 /// Drives a chain (any [`Transform`]; the plugin [`Chain`] unless a test says otherwise) over a
 /// source into sinks.
 pub struct Runner<T = Chain> {
     chain: T,
     sinks: Vec<Box<dyn Sink>>,
     dead_letter: Box<dyn DeadLetterSink>,
+    io: Io,
     batch_size: usize,
     stats: RunStats,
     failures: BTreeMap<String, String>,
@@ -157,11 +192,13 @@ pub const DEADLINE_REASON: &str = "the invocation's deadline came before this in
      (what was already written is not written twice)";
 
 impl<T: Transform> Runner<T> {
-    pub fn new(chain: T, sinks: Vec<Box<dyn Sink>>, dead_letter: Box<dyn DeadLetterSink>, batch_size: usize) -> Self {
+    pub fn new(chain: T, outputs: Outputs, batch_size: usize) -> Self {
+        let Outputs { sinks, dead_letter, io } = outputs;
         Runner {
             chain,
             sinks,
             dead_letter,
+            io,
             batch_size: batch_size.max(1),
             stats: RunStats::default(),
             failures: BTreeMap::new(),
@@ -413,8 +450,12 @@ impl<T: Transform> Runner<T> {
 
         if !report.emitted.is_empty() {
             let delivery = Delivery { emitted: &report.emitted, chain: &report.chain };
-            for sink in &mut self.sinks {
-                let written = match sink.write(&delivery) {
+            // Every sink writes the batch at once (a batch's latency is the slowest sink's, not
+            // their sum); the runner blocks here, once.
+            let writes = self.sinks.iter_mut().map(|sink| sink.write(&delivery));
+            let results = self.io.block_on(futures_util::future::join_all(writes));
+            for (sink, result) in self.sinks.iter().zip(results) {
+                let written = match result {
                     Ok(w) => w,
                     Err(e) => {
                         tracing::warn!(sink = %sink.name(), error = %e, "sink failed for the whole batch");
@@ -453,7 +494,7 @@ impl<T: Transform> Runner<T> {
         // Dead letters: one that cannot be sent fails its input.
         let mut unsent = vec![false; letters.len()];
         if !letters.is_empty() {
-            let failures = self.dead_letter.send(&letters).unwrap_or_else(|e| {
+            let failures = self.io.block_on(self.dead_letter.send(&letters)).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "dead-letter sink failed for the whole batch");
                 (0..letters.len()).map(|index| crate::sink::Failed { index, reason: e.to_string() }).collect()
             });
@@ -534,7 +575,7 @@ mod tests {
 
     use super::*;
     use crate::report::{Emitted, Filtered, RejectKind, Rejected};
-    use crate::sink::{Failed, SinkError, Unwritable};
+    use crate::sink::{Failed, SinkFuture, Unwritable};
     use crate::source::Unreadable;
 
     /// Decides by body: `filter` is filtered, `reject…` rejected, `fan` emits two records,
@@ -586,7 +627,7 @@ mod tests {
         fn name(&self) -> String {
             "memory".into()
         }
-        fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
+        fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
             let mut report = SinkReport::default();
             for (index, e) in delivery.emitted.iter().enumerate() {
                 if self.fail.contains(&e.record.id) {
@@ -598,7 +639,7 @@ mod tests {
                     report.written += 1;
                 }
             }
-            Ok(report)
+            Box::pin(std::future::ready(Ok(report)))
         }
     }
 
@@ -609,7 +650,7 @@ mod tests {
     }
 
     impl DeadLetterSink for Letters {
-        fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<crate::sink::Failed>, SinkError> {
+        fn send<'a>(&'a mut self, letters: &'a [DeadLetter]) -> SinkFuture<'a, Vec<Failed>> {
             let mut failed = Vec::new();
             for (index, l) in letters.iter().enumerate() {
                 if self.fail.contains(&l.source_id) {
@@ -618,7 +659,7 @@ mod tests {
                     self.sent.lock().unwrap().push(l.clone());
                 }
             }
-            Ok(failed)
+            Box::pin(std::future::ready(Ok(failed)))
         }
     }
 
@@ -626,8 +667,13 @@ mod tests {
         bodies.iter().enumerate().map(|(i, b)| SourceItem::Record(Record::new(format!("r{i}"), *b))).collect()
     }
 
+    fn outputs(sink: &Memory, letters: &Letters) -> Outputs {
+        let io = Io::own().unwrap();
+        Outputs { sinks: vec![Box::new(sink.clone())], dead_letter: Box::new(letters.clone()), io }
+    }
+
     fn runner(sink: &Memory, letters: &Letters, batch_size: usize) -> Runner<Fake> {
-        Runner::new(Fake::default(), vec![Box::new(sink.clone())], Box::new(letters.clone()), batch_size)
+        Runner::new(Fake::default(), outputs(sink, letters), batch_size)
     }
 
     #[test]
@@ -745,12 +791,7 @@ mod tests {
     #[test]
     fn a_transform_that_loses_a_record_stops_the_run() {
         let (sink, letters) = (Memory::default(), Letters::default());
-        let mut r = Runner::new(
-            Fake { broken: true, ..Fake::default() },
-            vec![Box::new(sink.clone())],
-            Box::new(letters.clone()),
-            10,
-        );
+        let mut r = Runner::new(Fake { broken: true, ..Fake::default() }, outputs(&sink, &letters), 10);
         let err = r.run(records(&["a", "b"]).into_iter(), |_| {}).unwrap_err();
         assert!(matches!(err, RunError::Conservation { inputs: 2, .. }), "{err}");
         assert!(sink.written.lock().unwrap().is_empty(), "nothing of a broken batch is written");

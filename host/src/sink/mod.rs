@@ -25,8 +25,10 @@ pub mod objects;
 pub mod table;
 
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::BufWriter;
 use std::path::Path;
+use std::pin::Pin;
 
 use crate::report::Emitted;
 
@@ -74,12 +76,17 @@ pub struct SinkError {
     pub message: String,
 }
 
+/// What a sink's write (or a dead-letter sink's send) returns: a future the runner drives, with
+/// the other sinks' writes, on the runtime their clients live on (see [`crate::pipeline::Io`]).
+pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SinkError>> + 'a>>;
+
 /// Takes emitted records.
 pub trait Sink: Send {
     /// Names the sink in reports (`table:orders`, `notify:big-orders`).
     fn name(&self) -> String;
-    /// Writes one batch. Must be idempotent where the mode promises it (redeliveries).
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError>;
+    /// Writes one batch. Must be idempotent where the mode promises it (redeliveries). Every
+    /// record of the delivery is accounted for in the report, or the whole batch failed (`Err`).
+    fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport>;
 }
 
 /// Opens a file for appending, creating it and its directory.

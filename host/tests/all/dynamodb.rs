@@ -45,7 +45,7 @@ impl Emulator {
 
     fn sink(&self, name: &str, key: &str, mode: TableMode) -> DynamoTable {
         let config = TableConfig { name: name.into(), key: vec![key.into()], mode };
-        DynamoTable::new(self.client.clone(), self.rt.handle().clone(), name, config)
+        DynamoTable::new(self.client.clone(), name, config)
     }
 
     fn scan(&self, table: &str) -> Vec<Value> {
@@ -68,8 +68,11 @@ fn emitted(bodies: &[(String, String)]) -> Vec<Emitted> {
         .collect()
 }
 
-fn write(sink: &mut DynamoTable, records: &[Emitted]) -> weir_host::sink::SinkReport {
-    sink.write(&Delivery { emitted: records, chain: "test" }).expect("write")
+impl Emulator {
+    /// One write, driven on the emulator's runtime (where the client's connections live).
+    fn write(&self, sink: &mut DynamoTable, records: &[Emitted]) -> weir_host::sink::SinkReport {
+        self.rt.block_on(sink.write(&Delivery { emitted: records, chain: "test" })).expect("write")
+    }
 }
 
 #[test]
@@ -82,7 +85,7 @@ fn put_writes_in_groups_of_25_and_the_last_duplicate_wins() {
         .collect();
     bodies.push(("dup".into(), r#"{"pk":"k0","amount":99}"#.into()));
     bodies.push(("nokey".into(), r#"{"amount":1}"#.into()));
-    let report = write(&mut sink, &emitted(&bodies));
+    let report = db.write(&mut sink, &emitted(&bodies));
     // The superseded duplicate counts as written: its item was written, then overwritten.
     assert_eq!((report.written, report.unchanged, report.unwritable.len()), (61, 0, 1));
     assert_eq!(report.unwritable[0].index, 61);
@@ -101,9 +104,9 @@ fn put_if_absent_treats_a_redelivery_as_done() {
     db.create_table("first", "pk");
     let mut sink = db.sink("first", "pk", TableMode::PutIfAbsent);
     let first = emitted(&[("a".into(), r#"{"pk":"k","v":1}"#.into())]);
-    assert_eq!(write(&mut sink, &first).written, 1);
+    assert_eq!(db.write(&mut sink, &first).written, 1);
     let again = emitted(&[("a".into(), r#"{"pk":"k","v":2}"#.into())]);
-    assert_eq!(write(&mut sink, &again).unchanged, 1);
+    assert_eq!(db.write(&mut sink, &again).unchanged, 1);
     assert_eq!(db.scan("first")[0]["v"], 1);
 }
 
@@ -122,12 +125,12 @@ fn aggregates_count_each_record_once_however_often_it_is_delivered() {
         (0..40).map(|i| (format!("m-{i}"), format!(r#"{{"user_id":"u{}","amount":0.1}}"#, i % 4))).collect();
     let batch = emitted(&bodies);
     let mut sink = db.sink("stats", "user_id", mode.clone());
-    assert_eq!(write(&mut sink, &batch).written, 40);
+    assert_eq!(db.write(&mut sink, &batch).written, 40);
     // Redelivered whole, and half of it again with new records.
-    assert_eq!(write(&mut sink, &batch).unchanged, 40);
+    assert_eq!(db.write(&mut sink, &batch).unchanged, 40);
     let mut mixed = batch[..20].to_vec();
     mixed.push(Emitted { origin: 20, record: Record::new("m-new", r#"{"user_id":"u0","amount":2.5}"#) });
-    let r = write(&mut sink, &mixed);
+    let r = db.write(&mut sink, &mixed);
     assert_eq!((r.written, r.unchanged), (1, 20));
     let groups: Vec<Value> =
         db.scan("stats").into_iter().filter(|i| !i["user_id"].as_str().unwrap().starts_with("weir-seen#")).collect();
@@ -157,8 +160,8 @@ fn aggregates_delivered_concurrently_by_two_consumers_count_once() {
         let consumers: Vec<_> = (0..2)
             .map(|_| {
                 let mut sink = db.sink("stats", "user_id", mode.clone());
-                let batch = &batch;
-                scope.spawn(move || write(&mut sink, batch))
+                let (batch, db) = (&batch, &db);
+                scope.spawn(move || db.write(&mut sink, batch))
             })
             .collect();
         consumers.into_iter().map(|c| c.join().unwrap()).collect()
@@ -182,7 +185,7 @@ fn items_over_400_kb_are_unwritable_with_their_size() {
     db.create_table("big", "pk");
     let mut sink = db.sink("big", "pk", TableMode::Put);
     let big = format!(r#"{{"pk":"k","blob":"{}"}}"#, "x".repeat(410 * 1024));
-    let report = write(&mut sink, &emitted(&[("big".into(), big), ("ok".into(), r#"{"pk":"k2"}"#.into())]));
+    let report = db.write(&mut sink, &emitted(&[("big".into(), big), ("ok".into(), r#"{"pk":"k2"}"#.into())]));
     assert_eq!(report.written, 1);
     assert!(
         report.unwritable[0].reason.contains("over DynamoDB's 409600-byte limit"),

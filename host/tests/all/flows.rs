@@ -101,7 +101,7 @@ impl World {
         let bindings = Bindings::default();
         let wired = self.rt.block_on(build::aws(&self.pipeline, &aws, &bindings)).expect("sinks");
         let objects = build::aws_objects(&self.pipeline, &aws, &bindings);
-        (Runner::new(example_chain(&self.pipeline), wired.sinks, wired.dead_letter, self.pipeline.batch_size), objects)
+        (Runner::new(example_chain(&self.pipeline), wired.outputs, self.pipeline.batch_size), objects)
     }
 
     /// Receives everything in a queue (short polls until empty), deleting it.
@@ -592,8 +592,7 @@ fn dead_letters_over_256_kb_are_offloaded_to_s3_with_a_pointer() {
     world.rt.block_on(world.direct.s3.create_bucket().bucket("rejects-large").send()).expect("bucket");
     let offload =
         Offload { client: world.direct.s3.clone(), bucket: "rejects-large".into(), prefix: "dead-letters/".into() };
-    let mut sink =
-        SqsDeadLetters::new(world.direct.sqs.clone(), world.rt.handle().clone(), &world.dlq_url, Some(offload));
+    let mut sink = SqsDeadLetters::new(world.direct.sqs.clone(), &world.dlq_url, Some(offload));
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(300 * 1024));
     let letter = |id: &str, body: &str| DeadLetter {
         stage: "validate".into(),
@@ -604,7 +603,8 @@ fn dead_letters_over_256_kb_are_offloaded_to_s3_with_a_pointer() {
         original: None,
         chain: "validate=v@1".into(),
     };
-    let failed = sink.send(&[letter("m-big", &big), letter("m-small", r#"{"a":1}"#)]).expect("send");
+    let letters = [letter("m-big", &big), letter("m-small", r#"{"a":1}"#)];
+    let failed = world.rt.block_on(sink.send(&letters)).expect("send");
     assert!(failed.is_empty(), "{failed:?}");
     let letters = world.drain(&world.dlq_url);
     assert_eq!(letters.len(), 2);
@@ -667,17 +667,18 @@ fn fifo_topics_get_a_message_group_and_a_deduplication_id() {
     });
     let config =
         NotifyConfig { topic: "orders.fifo".into(), when: None, attributes: vec![], group_by: Some("user_id".into()) };
-    let mut sink = SnsTopic::new(world.direct.sns.clone(), world.rt.handle().clone(), topic_arn, "orders", config);
+    let mut sink = SnsTopic::new(world.direct.sns.clone(), topic_arn, "orders", config);
     let emitted: Vec<Emitted> = (0..12)
         .map(|i| Emitted {
             origin: i,
             record: weir_host::Record::new(format!("m-{i}"), format!(r#"{{"user_id":"u{}","i":{i}}}"#, i % 2)),
         })
         .collect();
-    let report = sink.write(&Delivery { emitted: &emitted, chain: "test" }).expect("publish");
+    let delivery = Delivery { emitted: &emitted, chain: "test" };
+    let report = world.rt.block_on(sink.write(&delivery)).expect("publish");
     assert_eq!(report.written, 12);
     // The same records again: deduplicated by record id.
-    sink.write(&Delivery { emitted: &emitted, chain: "test" }).expect("publish again");
+    world.rt.block_on(sink.write(&delivery)).expect("publish again");
     let received = world.drain(&queue_url);
     assert_eq!(received.len(), 12, "redelivered records are deduplicated");
     let groups: BTreeSet<String> =

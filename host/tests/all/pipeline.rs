@@ -4,12 +4,13 @@
 use std::io::Read;
 use std::path::Path;
 
+use futures_util::FutureExt;
 use serde_json::Value;
-use weir_host::pipeline::Runner;
 use weir_host::pipeline::config::{
     Counter, CounterOp, NotifyConfig, ObjectFormat, ObjectsConfig, PartitionTemplate, Predicate, PredicateOp,
     TableConfig, TableMode,
 };
+use weir_host::pipeline::{Io, Outputs, Runner};
 use weir_host::report::Emitted;
 use weir_host::sink::dead_letter::file::RejectedFile;
 use weir_host::sink::notify::file::NotifyFile;
@@ -28,7 +29,8 @@ fn emitted(records: &[(&str, &str)]) -> Vec<Emitted> {
 
 fn write(sink: &mut dyn Sink, records: &[(&str, &str)]) -> weir_host::sink::SinkReport {
     let e = emitted(records);
-    sink.write(&Delivery { emitted: &e, chain: "test" }).unwrap()
+    let delivery = Delivery { emitted: &e, chain: "test" };
+    sink.write(&delivery).now_or_never().expect("a local sink completes when called").unwrap()
 }
 
 fn table(name: &str, key: &[&str], mode: TableMode) -> TableConfig {
@@ -166,7 +168,8 @@ fn example_runner(out: &Path) -> Runner {
         Box::new(TableSink::new(db.clone(), table("orders", &["pk"], TableMode::PutIfAbsent)).unwrap()),
         Box::new(TableSink::new(db, table("users", &["user_id"], agg)).unwrap()),
     ];
-    Runner::new(chain, sinks, Box::new(RejectedFile::new(out, "rejects")), 100)
+    let dead_letter = Box::new(RejectedFile::new(out, "rejects"));
+    Runner::new(chain, Outputs { sinks, dead_letter, io: Io::own().unwrap() }, 100)
 }
 
 fn run_file(runner: &mut Runner, path: &Path, s3_root: Option<&Path>) {

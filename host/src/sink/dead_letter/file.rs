@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{DeadLetter, DeadLetterSink};
-use crate::sink::{Failed, SinkError, append_file};
+use crate::sink::{Failed, SinkError, SinkFuture, append_file};
 
 /// `rejected.jsonl`.
 pub struct RejectedFile {
@@ -24,7 +24,13 @@ impl RejectedFile {
 }
 
 impl DeadLetterSink for RejectedFile {
-    fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<Failed>, SinkError> {
+    fn send<'a>(&'a mut self, letters: &'a [DeadLetter]) -> SinkFuture<'a, Vec<Failed>> {
+        Box::pin(std::future::ready(self.append(letters)))
+    }
+}
+
+impl RejectedFile {
+    fn append(&mut self, letters: &[DeadLetter]) -> Result<Vec<Failed>, SinkError> {
         if letters.is_empty() {
             return Ok(Vec::new());
         }

@@ -8,7 +8,7 @@ pub mod sqs;
 use serde::Serialize;
 
 use crate::record::Record;
-use crate::sink::{Failed, SinkError};
+use crate::sink::{Failed, SinkFuture};
 
 /// Where dead letters go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,5 +43,5 @@ pub struct DeadLetter {
 pub trait DeadLetterSink: Send {
     /// Sends the letters; returns the indexes of those that could not be sent (their inputs
     /// are then failed and retried). `Err` means none may be assumed sent.
-    fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<Failed>, SinkError>;
+    fn send<'a>(&'a mut self, letters: &'a [DeadLetter]) -> SinkFuture<'a, Vec<Failed>>;
 }

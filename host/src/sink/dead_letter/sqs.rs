@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::{DeadLetter, DeadLetterSink};
 use crate::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
-use crate::sink::{Failed, SinkError};
+use crate::sink::{Failed, SinkFuture};
 
 /// SQS's limit on a message, and on a whole `SendMessageBatch` call.
 pub const MAX_BATCH_BYTES: usize = 262_144;
@@ -38,7 +38,6 @@ pub struct Offload {
 /// Sends dead letters to an SQS queue.
 pub struct SqsDeadLetters {
     client: Client,
-    runtime: tokio::runtime::Handle,
     queue_url: String,
     offload: Option<Offload>,
     pub backoff: Backoff,
@@ -100,13 +99,8 @@ pub fn message(letter: &DeadLetter) -> Message {
 }
 
 impl SqsDeadLetters {
-    pub fn new(
-        client: Client,
-        runtime: tokio::runtime::Handle,
-        queue_url: impl Into<String>,
-        offload: Option<Offload>,
-    ) -> Self {
-        SqsDeadLetters { client, runtime, queue_url: queue_url.into(), offload, backoff: Backoff::default() }
+    pub fn new(client: Client, queue_url: impl Into<String>, offload: Option<Offload>) -> Self {
+        SqsDeadLetters { client, queue_url: queue_url.into(), offload, backoff: Backoff::default() }
     }
 
     /// Puts an oversized or unsafe body in S3 and points at it.
@@ -198,11 +192,8 @@ impl SqsDeadLetters {
 }
 
 impl DeadLetterSink for SqsDeadLetters {
-    fn send(&mut self, letters: &[DeadLetter]) -> Result<Vec<Failed>, SinkError> {
-        if letters.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self.runtime.clone().block_on(self.send_async(letters)))
+    fn send<'a>(&'a mut self, letters: &'a [DeadLetter]) -> SinkFuture<'a, Vec<Failed>> {
+        Box::pin(async move { Ok(if letters.is_empty() { Vec::new() } else { self.send_async(letters).await }) })
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{NotifyConfig, matches, message_attributes};
-use crate::sink::{Delivery, Sink, SinkError, SinkReport, append_file};
+use crate::sink::{Delivery, Sink, SinkError, SinkFuture, SinkReport, append_file};
 
 /// `notifications.jsonl`.
 pub struct NotifyFile {
@@ -26,7 +26,14 @@ impl Sink for NotifyFile {
         format!("notify:{}", self.config.topic)
     }
 
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
+    fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
+        // Local files: quick, synchronous work, done when called; the future is already complete.
+        Box::pin(std::future::ready(self.write_now(delivery)))
+    }
+}
+
+impl NotifyFile {
+    fn write_now(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
         let mut report = SinkReport::default();
         let mut out = append_file(&self.path, &self.name())?;
         for e in delivery.emitted {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::{NotifyConfig, matches};
 use crate::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
-use crate::sink::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
+use crate::sink::{Delivery, Failed, Sink, SinkFuture, SinkReport, Unwritable};
 
 /// SNS's limit on a message, and on a whole `PublishBatch` call.
 pub const MAX_BATCH_BYTES: usize = 262_144;
@@ -29,7 +29,6 @@ pub const MAX_BATCH_ENTRIES: usize = 10;
 /// Publishes to an SNS topic.
 pub struct SnsTopic {
     client: Client,
-    runtime: tokio::runtime::Handle,
     topic_arn: String,
     pipeline: String,
     config: NotifyConfig,
@@ -91,19 +90,11 @@ pub fn message(config: &NotifyConfig, pipeline: &str, fifo: bool, record_id: &st
 impl SnsTopic {
     pub fn new(
         client: Client,
-        runtime: tokio::runtime::Handle,
         topic_arn: impl Into<String>,
         pipeline: impl Into<String>,
         config: NotifyConfig,
     ) -> Self {
-        SnsTopic {
-            client,
-            runtime,
-            topic_arn: topic_arn.into(),
-            pipeline: pipeline.into(),
-            config,
-            backoff: Backoff::default(),
-        }
+        SnsTopic { client, topic_arn: topic_arn.into(), pipeline: pipeline.into(), config, backoff: Backoff::default() }
     }
 
     fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, String> {
@@ -193,8 +184,8 @@ impl Sink for SnsTopic {
         format!("sns:{}", self.topic_arn.rsplit(':').next().unwrap_or(&self.topic_arn))
     }
 
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
-        Ok(self.runtime.clone().block_on(self.write_async(delivery)))
+    fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
+        Box::pin(async move { Ok(self.write_async(delivery).await) })
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{ObjectsConfig, plan_objects, render_rows};
-use crate::sink::{Delivery, Sink, SinkError, SinkReport};
+use crate::sink::{Delivery, Sink, SinkError, SinkFuture, SinkReport};
 
 /// Object files under `objects/`.
 pub struct ObjectFiles {
@@ -31,7 +31,14 @@ impl Sink for ObjectFiles {
         format!("objects:{}", self.config.bucket)
     }
 
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
+    fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
+        // Local files: quick, synchronous work, done when called; the future is already complete.
+        Box::pin(std::future::ready(self.write_now(delivery)))
+    }
+}
+
+impl ObjectFiles {
+    fn write_now(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
         let err = |e: &dyn std::fmt::Display| SinkError {
             sink: format!("objects:{}", self.config.bucket),
             message: e.to_string(),

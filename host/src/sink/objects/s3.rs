@@ -12,12 +12,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use futures_util::stream::StreamExt;
 
 use super::{ObjectFormat, ObjectsConfig, plan_objects, render_rows};
-use crate::sink::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
+use crate::sink::{Delivery, Failed, Sink, SinkFuture, SinkReport, Unwritable};
 
 /// Writes batches as objects in a bucket.
 pub struct S3Objects {
     client: Client,
-    runtime: tokio::runtime::Handle,
     /// The bucket written (the pipeline's bucket unless bound to another).
     bucket: String,
     config: ObjectsConfig,
@@ -26,13 +25,8 @@ pub struct S3Objects {
 }
 
 impl S3Objects {
-    pub fn new(
-        client: Client,
-        runtime: tokio::runtime::Handle,
-        bucket: impl Into<String>,
-        config: ObjectsConfig,
-    ) -> Self {
-        S3Objects { client, runtime, bucket: bucket.into(), config, concurrency: 8 }
+    pub fn new(client: Client, bucket: impl Into<String>, config: ObjectsConfig) -> Self {
+        S3Objects { client, bucket: bucket.into(), config, concurrency: 8 }
     }
 
     async fn write_async(&self, delivery: &Delivery<'_>) -> SinkReport {
@@ -85,7 +79,7 @@ impl Sink for S3Objects {
         format!("s3:{}", self.bucket)
     }
 
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
-        Ok(self.runtime.clone().block_on(self.write_async(delivery)))
+    fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
+        Box::pin(async move { Ok(self.write_async(delivery).await) })
     }
 }

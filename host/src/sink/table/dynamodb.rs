@@ -22,8 +22,8 @@
 //! accepts them except in key attributes, where the record is reported unwritable). An item
 //! over DynamoDB's 400 KB limit is unwritable, with its size in the reason.
 //!
-//! The sink is synchronous, like every [`Sink`]: it blocks on a tokio runtime handle, so call
-//! it from a blocking thread (the Lambda runs the pipeline under `spawn_blocking`).
+//! Its writes are futures, like every [`Sink`]'s: the runner drives them on the clients' runtime,
+//! concurrently with the other sinks of the batch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Counter, CounterOp, TableConfig, TableMode};
 use crate::aws::retry::Backoff;
-use crate::sink::{Delivery, Failed, Sink, SinkError, SinkReport, Unwritable};
+use crate::sink::{Delivery, Failed, Sink, SinkError, SinkFuture, SinkReport, Unwritable};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -108,7 +108,6 @@ pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
 /// A DynamoDB table sink.
 pub struct DynamoTable {
     client: Client,
-    runtime: tokio::runtime::Handle,
     /// The DynamoDB table name (the pipeline's table name unless mapped).
     table_name: String,
     config: TableConfig,
@@ -125,15 +124,9 @@ pub struct DynamoTable {
 }
 
 impl DynamoTable {
-    pub fn new(
-        client: Client,
-        runtime: tokio::runtime::Handle,
-        table_name: impl Into<String>,
-        config: TableConfig,
-    ) -> Self {
+    pub fn new(client: Client, table_name: impl Into<String>, config: TableConfig) -> Self {
         DynamoTable {
             client,
-            runtime,
             table_name: table_name.into(),
             counter_names: match &config.mode {
                 TableMode::Aggregate { counters, .. } => counters.iter().map(|c| c.name.clone()).collect(),
@@ -546,9 +539,8 @@ impl Sink for DynamoTable {
         format!("dynamodb:{}", self.table_name)
     }
 
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
-        let runtime = self.runtime.clone();
-        runtime.block_on(self.write_async(delivery))
+    fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
+        Box::pin(self.write_async(delivery))
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{CounterOp, TableConfig, TableMode};
 use crate::sink::fields::{key_value, number};
-use crate::sink::{Delivery, Sink, SinkError, SinkReport, Unwritable};
+use crate::sink::{Delivery, Sink, SinkError, SinkFuture, SinkReport, Unwritable};
 
 /// The SQLite database shared by the table sinks of one output directory.
 #[derive(Clone)]
@@ -86,7 +86,14 @@ impl Sink for TableSink {
         format!("table:{}", self.config.name)
     }
 
-    fn write(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
+    fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
+        // Local files: quick, synchronous work, done when called; the future is already complete.
+        Box::pin(std::future::ready(self.write_now(delivery)))
+    }
+}
+
+impl TableSink {
+    fn write_now(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
         let mut report = SinkReport::default();
         let mut conn = self.db.lock();
         let tx = conn.transaction().map_err(|e| self.error(e))?;
