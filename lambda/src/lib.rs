@@ -20,7 +20,8 @@
 //!    - **SNS notification** (of S3 events): the same as S3.
 //! 3. stops starting batches when the invocation's deadline is near ([`safety_margin`]):
 //!    unfinished messages are failed and redelivered, and an object being read is
-//!    checkpointed ([`S3Checkpoints`]) so that its retry resumes after the rows already done;
+//!    checkpointed ([`S3Checkpoints`](weir_host::pipeline::checkpoints::S3Checkpoints)) so that
+//!    its retry resumes after the rows already done;
 //!    see the README's failure policy.
 //! 4. writes per-stage and per-invocation metrics as CloudWatch EMF ([`emf`]).
 
@@ -38,7 +39,7 @@ use weir_host::cache::ArtifactCache;
 use weir_host::live::{LiveChain, Refresh};
 use weir_host::manifest::{Manifest, ManifestStore};
 use weir_host::metrics::MetricsSnapshot;
-use weir_host::pipeline::config::{DeadLetterConfig, TableMode};
+use weir_host::pipeline::checkpoints::S3Checkpoints;
 use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, build};
 use weir_host::source::lambda::{read_objects, s3_objects, sns_items};
 use weir_host::source::objects::Objects;
@@ -95,137 +96,6 @@ pub fn safety_margin(remaining: Duration) -> Duration {
     (remaining / 5).min(Duration::from_secs(5))
 }
 
-/// Checkpoints of objects cut off by the deadline, in the output bucket under
-/// `weir-checkpoints/<pipeline>/` (one small JSON object per unfinished input, deleted when it
-/// finishes; terraform lets the function read, write and delete exactly there).
-pub struct S3Checkpoints {
-    s3: aws_sdk_s3::Client,
-    runtime: tokio::runtime::Handle,
-    bucket: String,
-    prefix: String,
-}
-
-/// Where checkpoints live in the output bucket.
-pub const CHECKPOINT_PREFIX: &str = "weir-checkpoints/";
-
-impl S3Checkpoints {
-    pub fn new(aws: &Aws, settings: &Settings) -> S3Checkpoints {
-        S3Checkpoints {
-            s3: aws.s3.clone(),
-            runtime: aws.runtime.clone(),
-            bucket: settings.output_bucket.clone(),
-            prefix: format!("{CHECKPOINT_PREFIX}{}/", settings.pipeline),
-        }
-    }
-
-    fn key(&self, id: &str) -> String {
-        format!("{}{}.json", self.prefix, weir_host::plugin::sha256_hex(id.as_bytes()))
-    }
-}
-
-impl weir_host::pipeline::Checkpoints for S3Checkpoints {
-    fn done(&self, id: &str) -> u64 {
-        let key = self.key(id);
-        let read = self.runtime.block_on(async {
-            let out = self.s3.get_object().bucket(&self.bucket).key(&key).send().await.ok()?;
-            let bytes = out.body.collect().await.ok()?.into_bytes();
-            let v: Value = serde_json::from_slice(&bytes).ok()?;
-            (v.get("id")?.as_str()? == id).then(|| v.get("done")?.as_u64()).flatten()
-        });
-        read.unwrap_or(0)
-    }
-
-    fn save(&self, id: &str, done: u64) {
-        let key = self.key(id);
-        let body = json!({ "id": id, "done": done }).to_string();
-        let put = self.runtime.block_on(
-            self.s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
-                .send(),
-        );
-        match put {
-            Ok(_) => tracing::info!(input = %id, done, "cut off by the deadline; checkpoint saved"),
-            Err(e) => {
-                tracing::warn!(input = %id, error = %weir_host::aws::describe(&e), "cannot save a checkpoint; the retry starts over")
-            }
-        }
-    }
-
-    fn clear(&self, id: &str) {
-        let key = self.key(id);
-        if let Err(e) = self.runtime.block_on(self.s3.delete_object().bucket(&self.bucket).key(&key).send()) {
-            tracing::warn!(input = %id, error = %weir_host::aws::describe(&e), "cannot delete a finished checkpoint");
-        }
-    }
-}
-
-/// The logical bucket name dead-letter offloads use in a deployed pipeline (bound to
-/// `WEIR_OUTPUT_BUCKET`), and their prefix there (terraform lets the function write it).
-const OFFLOAD_BUCKET: &str = "weir-dead-letter-offload";
-pub const OFFLOAD_PREFIX: &str = "weir-dead-letters/";
-
-/// The deployed shape of a pipeline file: its sinks bound to the function's resources.
-///
-/// The function has one results table, one aggregates table, one topic, one dead-letter queue
-/// and one output bucket (`WEIR_*`): the file's `put`/`put-if-absent` table (at most one) is
-/// the results table, its `aggregate` table (at most one) the aggregates table, its topic the
-/// notify topic, its dead-letter queue the rejects queue (letters over 256 KB offloaded to the
-/// output bucket under [`OFFLOAD_PREFIX`]), and its objects sink writes under
-/// `WEIR_OUTPUT_PREFIX/` (the Glue table's location). A file without `[dead_letter]` gets one:
-/// rejects always reach the rejects queue.
-pub fn deploy(mut pipeline: Pipeline, settings: &Settings) -> Result<(Pipeline, Bindings), String> {
-    let mut bindings = Bindings::default();
-    let (aggregates, plain): (Vec<_>, Vec<_>) =
-        pipeline.tables.iter().partition(|t| matches!(t.mode, TableMode::Aggregate { .. }));
-    let names = |ts: &[&weir_host::pipeline::config::TableConfig]| {
-        ts.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-    };
-    if plain.len() > 1 {
-        return Err(format!(
-            "sinks.table: the function has one results table (WEIR_RESULTS_TABLE), the pipeline file has {} \
-             put/put-if-absent tables ({}); allowed: at most one",
-            plain.len(),
-            names(&plain)
-        ));
-    }
-    if aggregates.len() > 1 {
-        return Err(format!(
-            "sinks.table: the function has one aggregates table (WEIR_AGGREGATES_TABLE), the pipeline file has {} \
-             aggregate tables ({}); allowed: at most one",
-            aggregates.len(),
-            names(&aggregates)
-        ));
-    }
-    for t in plain {
-        bindings.bind("table", &t.name, &settings.results_table);
-    }
-    for t in aggregates {
-        bindings.bind("table", &t.name, &settings.aggregates_table);
-    }
-    if let Some(n) = &pipeline.notify {
-        bindings.bind("topic", &n.topic, &settings.notify_topic_arn);
-    }
-    // Dead letters over SQS's 256 KB go to the output bucket, outside the Glue table's location.
-    let dead_letter = pipeline.dead_letter.get_or_insert_with(|| DeadLetterConfig {
-        queue: "rejects".into(),
-        offload_bucket: None,
-        offload_prefix: String::new(),
-    });
-    dead_letter.offload_bucket = Some(OFFLOAD_BUCKET.into());
-    dead_letter.offload_prefix = OFFLOAD_PREFIX.into();
-    bindings.bind("queue", &dead_letter.queue, &settings.rejects_queue_url);
-    bindings.bind("bucket", OFFLOAD_BUCKET, &settings.output_bucket);
-    if let Some(o) = &mut pipeline.objects {
-        bindings.bind("bucket", &o.bucket, &settings.output_bucket);
-        o.prefix = format!("{}/", settings.output_prefix);
-    }
-    Ok((pipeline, bindings))
-}
-
 /// Parses a manifest's pipeline file as the function deploys it.
 fn deployed(manifest: &Manifest, settings: &Settings) -> Result<(Pipeline, Bindings), String> {
     let text = manifest.definition.as_deref().ok_or_else(|| {
@@ -234,7 +104,7 @@ fn deployed(manifest: &Manifest, settings: &Settings) -> Result<(Pipeline, Bindi
     })?;
     let file = PathBuf::from(format!("s3://{}/{} (definition)", settings.plugins_bucket, settings.manifest_key));
     let pipeline = Pipeline::parse_deployed(&file, text).map_err(|e| e.to_string())?;
-    deploy(pipeline, settings)
+    settings.deployment().bind(pipeline).map_err(|e| e.to_string())
 }
 
 impl Host {
@@ -323,7 +193,9 @@ impl Host {
             .map_err(|e| install(e.to_string()))?;
         let objects = build::aws_objects(&pipeline, &self.aws, &bindings);
         let mut runner = Runner::new(chain, wired.outputs, pipeline.batch_size);
-        runner.set_checkpoints(Some(Box::new(S3Checkpoints::new(&self.aws, &self.settings))));
+        let (s3, runtime) = (self.aws.s3.clone(), self.aws.runtime.clone());
+        let checkpoints = S3Checkpoints::new(s3, runtime, &self.settings.output_bucket, &self.settings.pipeline);
+        runner.set_checkpoints(Some(Box::new(checkpoints)));
         self.active = Some(Active { runner, objects, definition, version: manifest.version });
         Ok(())
     }
@@ -514,48 +386,7 @@ pub async fn function_handler(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-
-    fn settings() -> Settings {
-        let env = BTreeMap::from([
-            ("WEIR_PIPELINE", "orders"),
-            ("WEIR_PLUGINS_BUCKET", "plugins"),
-            ("WEIR_MANIFEST_KEY", "pipelines/orders/manifest.json"),
-            ("WEIR_RESULTS_TABLE", "prod-results"),
-            ("WEIR_AGGREGATES_TABLE", "prod-aggregates"),
-            ("WEIR_NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify"),
-            ("WEIR_REJECTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/rejects"),
-            ("WEIR_OUTPUT_BUCKET", "prod-output"),
-            ("WEIR_OUTPUT_PREFIX", "records"),
-        ]);
-        Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap()
-    }
-
-    #[test]
-    fn the_example_pipeline_binds_to_the_function_resources_or_says_why_not() {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders/weir.toml");
-        let text = std::fs::read_to_string(&example).unwrap();
-        let pipeline = Pipeline::parse_deployed(&example, &text).unwrap();
-        // Two aggregate tables, one aggregates table: refused, naming them and the limit.
-        let err = deploy(pipeline.clone(), &settings()).unwrap_err();
-        assert!(err.contains("user_stats, currency_stats") && err.contains("at most one"), "{err}");
-
-        let mut one = pipeline;
-        one.tables.retain(|t| t.name != "currency_stats");
-        let (deployed, bindings) = deploy(one, &settings()).unwrap();
-        assert_eq!(bindings.table("orders"), "prod-results");
-        assert_eq!(bindings.table("user_stats"), "prod-aggregates");
-        assert_eq!(bindings.topic("big-orders"), "arn:aws:sns:us-east-1:123456789012:notify");
-        assert_eq!(bindings.queue("orders-rejects"), "https://sqs.us-east-1.amazonaws.com/123456789012/rejects");
-        assert_eq!(bindings.bucket("orders-processed"), "prod-output");
-        let objects = deployed.objects.as_ref().unwrap();
-        assert_eq!(objects.prefix, "records/", "under the Glue table's location");
-        let dead_letter = deployed.dead_letter.as_ref().unwrap();
-        assert_eq!(bindings.bucket(dead_letter.offload_bucket.as_deref().unwrap()), "prod-output");
-        assert_eq!(dead_letter.offload_prefix, OFFLOAD_PREFIX);
-    }
 
     #[test]
     fn the_safety_margin_is_a_fifth_of_the_time_at_most_five_seconds() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use weir_host::manifest::verifying_keys;
+use weir_host::pipeline::deployment::Deployment;
 
 /// Every variable the function reads, as `lambda/env-vars.json` lists them.
 pub const VARIABLES: [&str; 13] = [
@@ -57,6 +58,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The resources the pipeline's sinks are bound to.
+    pub fn deployment(&self) -> Deployment {
+        Deployment {
+            results_table: self.results_table.clone(),
+            aggregates_table: self.aggregates_table.clone(),
+            notify_topic_arn: self.notify_topic_arn.clone(),
+            rejects_queue_url: self.rejects_queue_url.clone(),
+            output_bucket: self.output_bucket.clone(),
+            output_prefix: self.output_prefix.clone(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Settings, SettingsError> {
         Settings::from_lookup(|name| std::env::var(name).ok())

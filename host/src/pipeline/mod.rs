@@ -11,7 +11,9 @@
 
 pub mod bindings;
 pub mod build;
+pub mod checkpoints;
 pub mod config;
+pub mod deployment;
 pub mod transform;
 
 use std::collections::BTreeMap;
@@ -27,6 +29,7 @@ use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkReport};
 use crate::source::SourceItem;
 
 pub use bindings::{BindingError, Bindings};
+pub use checkpoints::Checkpoints;
 pub use config::{ConfigError, Pipeline};
 pub use transform::Transform;
 
@@ -160,19 +163,6 @@ pub struct Runner<T = Chain> {
     out_of_time: Option<Box<dyn Fn() -> bool + Send>>,
     /// Where progress through an object cut off by the deadline is kept.
     checkpoints: Option<Box<dyn Checkpoints>>,
-}
-
-/// Progress through long inputs (an S3 object's rows) kept between runs, so that an object cut
-/// off by the deadline resumes where it stopped instead of starting over (the Lambda keeps
-/// them in S3). A checkpoint only ever counts rows all of whose effects were completed, so a
-/// lost or stale one costs repeated work, never a lost row: the sinks absorb repeats.
-pub trait Checkpoints: Send {
-    /// How many leading items of `id` are done (0 when unknown).
-    fn done(&self, id: &str) -> u64;
-    /// Records that the first `done` items of `id` are done.
-    fn save(&self, id: &str, done: u64);
-    /// `id` is finished: forget its checkpoint.
-    fn clear(&self, id: &str);
 }
 
 /// What [`Runner::run_items`] does with the rest of its items when time runs out.
