@@ -5,6 +5,8 @@
 //! (PyPI) started one-request-at-a-time (see `emulators`), which makes its updates atomic as
 //! DynamoDB's are, so concurrent redelivery is asserted too. Each test starts its own emulator
 //! on a free loopback port and stops it; where one cannot be installed the test says SKIPPED.
+//! The last tests run one suite of cases against both twins, the local SQLite table and
+//! DynamoDB, and require the same outcome of each.
 
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
@@ -192,4 +194,142 @@ fn items_over_400_kb_are_unwritable_with_their_size() {
         "{}",
         report.unwritable[0].reason
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The twins: one suite of cases, run against the local table (SQLite) and DynamoDB (dynalite for
+// item tables, moto for aggregates). Both must file every record the same way (written,
+// unchanged, or unwritable with the same reason) and end with the same content, so that a local
+// run predicts production (sink::table::rules).
+
+use std::collections::BTreeMap;
+
+use futures_util::FutureExt;
+use weir_host::sink::SinkReport;
+use weir_host::sink::table::sqlite::{self, Database, TableSink};
+
+/// How a backend filed a batch: written and unchanged counts, and each unwritable record.
+type Filed = (usize, usize, Vec<(usize, String)>);
+
+fn filed(report: SinkReport) -> Filed {
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let mut unwritable: Vec<(usize, String)> = report.unwritable.into_iter().map(|u| (u.index, u.reason)).collect();
+    unwritable.sort();
+    (report.written, report.unchanged, unwritable)
+}
+
+fn local_twin(dir: &std::path::Path, config: TableConfig) -> (Database, TableSink) {
+    let db = Database::open(dir).unwrap();
+    let sink = TableSink::new(db.clone(), config).unwrap();
+    (db, sink)
+}
+
+fn write_local(sink: &mut TableSink, records: &[Emitted]) -> SinkReport {
+    let delivery = Delivery { emitted: records, chain: "test" }; // as Emulator::write
+    sink.write(&delivery).now_or_never().expect("local writes complete when called").unwrap()
+}
+
+#[test]
+fn item_tables_file_every_record_alike_locally_and_on_dynamodb() {
+    let Some(db) = dynalite() else { return };
+    db.create_table("twins", "pk");
+    let big = format!(r#"{{"pk":"big","v":"{}"}}"#, "x".repeat(410 * 1024));
+    let bodies: Vec<(String, String)> = [
+        r#"{"pk":"a","v":1}"#,
+        r#"{"pk":"b","v":{"nested":[1,"two",null]}}"#,
+        r#"{"pk":""}"#,
+        r#"{"pk":true}"#,
+        "[1]",
+        big.as_str(),
+        r#"{"pk":"a","v":3}"#,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, b)| (format!("r{i}"), b.to_string()))
+    .collect();
+    let batch = emitted(&bodies);
+    let config = TableConfig { name: "twins".into(), key: vec!["pk".into()], mode: TableMode::PutIfAbsent };
+    let dir = tempfile::tempdir().unwrap();
+    let (local_db, mut local) = local_twin(dir.path(), config.clone());
+    let mut remote = db.sink("twins", "pk", config.mode.clone());
+
+    for round in ["first delivery", "redelivery"] {
+        let l = filed(write_local(&mut local, &batch));
+        let r = filed(db.write(&mut remote, &batch));
+        assert_eq!(l, r, "{round}: local and DynamoDB filed the batch differently");
+        assert_eq!(l.2.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2, 3, 4, 5], "{round}");
+    }
+    // The same items, whatever the backend.
+    let remote_items: BTreeMap<String, Value> = db
+        .scan("twins")
+        .into_iter()
+        .map(|mut item| {
+            item.as_object_mut().unwrap().remove("weir_chain");
+            (item["pk"].as_str().unwrap().to_string(), item)
+        })
+        .collect();
+    assert_eq!(remote_items.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(sqlite::count_items(&local_db, "twins").unwrap(), 2);
+    for (pk, item) in &remote_items {
+        let local_item: Value =
+            serde_json::from_str(&sqlite::get_item(&local_db, "twins", pk, "").unwrap().unwrap()).unwrap();
+        assert_eq!(&local_item, item, "item {pk}");
+    }
+}
+
+#[test]
+fn aggregates_file_every_record_alike_locally_and_on_dynamodb() {
+    let Some(db) = moto() else { return };
+    db.create_table("twin_stats", "g");
+    let mode = TableMode::Aggregate {
+        group_by: "g".into(),
+        counters: vec![
+            Counter { name: "orders".into(), op: CounterOp::Count, field: None },
+            Counter { name: "spend".into(), op: CounterOp::Sum, field: Some("amount".into()) },
+        ],
+    };
+    let bodies: Vec<(String, String)> = [
+        r#"{"g":"u1","amount":2.5}"#,
+        r#"{"g":"u1","amount":"2.5"}"#,
+        r#"{"g":true,"amount":1}"#,
+        r#"{"g":"u2","amount":1}"#,
+        r#"{"amount":1}"#,
+        r#"{"g":"u1","amount":0.25}"#,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, b)| (format!("m{i}"), b.to_string()))
+    .collect();
+    let batch = emitted(&bodies);
+    let config = TableConfig { name: "twin_stats".into(), key: vec!["g".into()], mode: mode.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let (local_db, mut local) = local_twin(dir.path(), config);
+    let mut remote = db.sink("twin_stats", "g", mode);
+
+    for round in ["first delivery", "redelivery"] {
+        let l = filed(write_local(&mut local, &batch));
+        let r = filed(db.write(&mut remote, &batch));
+        assert_eq!(l, r, "{round}: local and DynamoDB filed the batch differently");
+        assert_eq!(l.2.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2, 4], "{round}");
+    }
+    let decimal = |v: &Value| {
+        let text = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+        rust_decimal::Decimal::from_str_exact(&text).unwrap().normalize().to_string()
+    };
+    let remote_groups: BTreeMap<String, (String, String)> = db
+        .scan("twin_stats")
+        .into_iter()
+        .filter(|i| !i["g"].as_str().unwrap().starts_with("weir-seen#"))
+        .map(|g| (g["g"].as_str().unwrap().to_string(), (decimal(&g["orders"]), decimal(&g["spend"]))))
+        .collect();
+    let local_groups: BTreeMap<String, (String, String)> = sqlite::read_aggregates(&local_db, "twin_stats")
+        .unwrap()
+        .into_iter()
+        .map(|g| {
+            let c = |name: &str| decimal(&Value::String(g.counters[name].clone()));
+            (g.key.clone(), (c("orders"), c("spend")))
+        })
+        .collect();
+    assert_eq!(local_groups, remote_groups);
+    assert_eq!(local_groups["u1"], ("2".to_string(), "2.75".to_string()));
 }

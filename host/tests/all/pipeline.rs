@@ -56,7 +56,7 @@ fn put_is_last_write_wins_and_put_if_absent_first_write_wins() {
     assert_eq!(sqlite::count_items(&db, "put").unwrap(), 2);
     let bad = write(&mut put, &[("d", r#"{"sk":1}"#), ("e", "[1]")]);
     assert_eq!(bad.unwritable.len(), 2);
-    assert_eq!(bad.unwritable[0].reason, "key attribute `pk` is missing or empty");
+    assert_eq!(bad.unwritable[0].reason, "key attribute `pk` is missing, empty, or not a string or number");
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn aggregates_count_each_record_id_once_with_exact_sums() {
     assert_eq!(write(&mut agg, &batch).written, 3);
     // Replayed, and replayed concurrently with a new record.
     assert_eq!(write(&mut agg, &batch).unchanged, 3);
-    let r = write(&mut agg, &[batch[0], ("r4", r#"{"user":"u2","amount":"1.5"}"#)]);
+    let r = write(&mut agg, &[batch[0], ("r4", r#"{"user":"u2","amount":1.5}"#)]);
     assert_eq!((r.written, r.unchanged), (1, 1));
     let groups = sqlite::read_aggregates(&db, "stats").unwrap();
     assert_eq!(groups.len(), 2);
@@ -87,8 +87,11 @@ fn aggregates_count_each_record_id_once_with_exact_sums() {
     assert_eq!(groups[0].counters["orders"], "2");
     assert_eq!(groups[0].counters["spend"], "0.3", "0.1 + 0.2 is exactly 0.3");
     assert_eq!(groups[1].counters["spend"], "6.5");
-    let bad = write(&mut agg, &[("r5", r#"{"user":"u3","amount":"lots"}"#)]);
+    // Not a JSON number (a numeric string included, as on DynamoDB): unwritable, nothing counted.
+    let bad = write(&mut agg, &[("r5", r#"{"user":"u3","amount":"lots"}"#), ("r6", r#"{"user":"u3","amount":"2"}"#)]);
+    assert_eq!(bad.unwritable.len(), 2);
     assert!(bad.unwritable[0].reason.contains("`amount`, which is missing or not a number"));
+    assert_eq!(sqlite::read_aggregates(&db, "stats").unwrap().len(), 2);
 }
 
 #[test]

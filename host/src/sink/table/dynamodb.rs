@@ -36,15 +36,14 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Counter, CounterOp, TableConfig, TableMode};
+use super::{TableConfig, TableMode, rules};
 use crate::aws::retry::Backoff;
 use crate::sink::{Delivery, Failed, Sink, SinkError, SinkFuture, SinkReport, Unwritable};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
 
-/// DynamoDB's item size limit.
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+pub use super::rules::MAX_ITEM_BYTES;
 /// DynamoDB's `BatchWriteItem` limit.
 pub const BATCH_WRITE_MAX: usize = 25;
 /// Prefix of the marker items that make aggregates idempotent.
@@ -145,22 +144,11 @@ impl DynamoTable {
     }
 
     /// The item for a record, or why it cannot be one.
-    fn item(&self, body: &str) -> Result<(Map<String, Value>, Item), String> {
-        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(body) else {
-            return Err("a table item must be a JSON object".into());
-        };
-        for key in &self.config.key {
-            match map.get(key) {
-                Some(Value::String(s)) if !s.is_empty() => {}
-                Some(Value::Number(_)) => {}
-                _ => return Err(format!("key attribute `{key}` is missing, empty, or not a string or number")),
-            }
-        }
-        let item: HashMap<String, AttributeValue> = map.iter().map(|(k, v)| (k.clone(), to_attribute(v))).collect();
-        let size = item_size(&item);
-        if size > MAX_ITEM_BYTES {
-            return Err(format!("item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"));
-        }
+    /// The item a record makes, by the rules both backends share ([`rules::item`]).
+    fn item(&self, body: &str, chain: &str) -> Result<(Map<String, Value>, Item), String> {
+        let aggregate = matches!(self.config.mode, TableMode::Aggregate { .. });
+        let map = rules::item(body, &self.config.key, if aggregate { "" } else { chain })?;
+        let item: Item = map.iter().map(|(k, v)| (k.clone(), to_attribute(v))).collect();
         Ok((map, item))
     }
 
@@ -380,11 +368,11 @@ impl DynamoTable {
         let mut report = SinkReport::default();
         let mut ok = Vec::with_capacity(delivery.emitted.len());
         for (index, e) in delivery.emitted.iter().enumerate() {
-            match self.item(&e.record.body) {
+            match self.item(&e.record.body, delivery.chain) {
                 Ok((map, mut item)) => {
                     if !matches!(self.config.mode, TableMode::Aggregate { .. }) && !delivery.chain.is_empty() {
                         // Traceability: the chain version that wrote the item.
-                        item.insert("weir_chain".into(), AttributeValue::S(delivery.chain.to_string()));
+                        item.insert(rules::CHAIN_ATTRIBUTE.into(), AttributeValue::S(delivery.chain.to_string()));
                     }
                     ok.push((index, (map, item)))
                 }
@@ -415,7 +403,16 @@ impl DynamoTable {
             TableMode::PutIfAbsent => {
                 let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1) * BATCH_WRITE_MAX));
                 let mut tasks = tokio::task::JoinSet::new();
-                for (index, (_, item)) in ok {
+                // The first record of a key in the batch wins, as in order (and as the local
+                // twin does): later ones change nothing and send no request that could race it.
+                let mut keys = std::collections::HashSet::new();
+                for (index, (map, item)) in ok {
+                    let key: Vec<String> =
+                        self.config.key.iter().map(|k| map.get(k).map(Value::to_string).unwrap_or_default()).collect();
+                    if !keys.insert(key) {
+                        report.unchanged += 1;
+                        continue;
+                    }
                     let permit = semaphore.clone().acquire_owned().await.map_err(|e| self.error(e))?;
                     let (client, table, key) =
                         (self.client.clone(), self.table_name.clone(), self.config.key[0].clone());
@@ -438,7 +435,7 @@ impl DynamoTable {
                 let mut slots: HashMap<String, usize> = HashMap::new();
                 let mut ids = std::collections::HashSet::new();
                 for (index, (map, _)) in ok {
-                    match deltas(&map, group_by, counters) {
+                    match rules::deltas(&map, group_by, counters) {
                         Err(reason) => report.unwritable.push(Unwritable { index, reason }),
                         Ok((group, values)) => {
                             let id = delivery.emitted[index].record.id.clone();
@@ -492,40 +489,6 @@ struct GroupResult {
     unchanged: Vec<usize>,
     unwritable: Vec<(usize, String)>,
     failed: Vec<(usize, String)>,
-}
-
-/// The group value and each counter's delta for one record, or why it has none.
-fn deltas<'a>(
-    map: &'a Map<String, Value>,
-    group_by: &str,
-    counters: &[Counter],
-) -> Result<(&'a Value, Vec<Decimal>), String> {
-    let group = map
-        .get(group_by)
-        .filter(|g| matches!(g, Value::String(s) if !s.is_empty()) || g.is_number())
-        .ok_or_else(|| format!("group field `{group_by}` is missing or empty"))?;
-    let mut values = Vec::with_capacity(counters.len());
-    for c in counters {
-        match (c.op, &c.field) {
-            (CounterOp::Count, _) => values.push(Decimal::ONE),
-            (CounterOp::Sum, Some(f)) => match map.get(f) {
-                Some(Value::Number(n)) => {
-                    let text = n.to_string();
-                    let d =
-                        Decimal::from_str_exact(&text).or_else(|_| Decimal::from_scientific(&text)).map_err(|_| {
-                            format!(
-                                "counter `{}` sums `{f}` = {text}, which does not fit 28 significant digits",
-                                c.name
-                            )
-                        })?;
-                    values.push(d);
-                }
-                _ => return Err(format!("counter `{}` sums `{f}`, which is missing or not a number", c.name)),
-            },
-            (CounterOp::Sum, None) => return Err(format!("counter `{}` has no field", c.name)),
-        }
-    }
-    Ok((group, values))
 }
 
 /// Runs futures with at most `limit` in flight, in order of completion.

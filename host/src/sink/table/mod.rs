@@ -3,9 +3,10 @@
 //! Three modes: `put` (last write wins), `put-if-absent` (the first write of a key wins; a
 //! redelivery is a no-op) and `aggregate` (counters per group, each record id counted once).
 //! Two backends with the same semantics: [`sqlite`] (the embedded local default) and
-//! [`dynamodb`].
+//! [`dynamodb`], applying the same [`rules`].
 
 pub mod dynamodb;
+pub mod rules;
 pub mod sqlite;
 
 use serde::Deserialize;

@@ -10,10 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
-use serde_json::Value;
 
-use super::{CounterOp, TableConfig, TableMode};
-use crate::sink::fields::{key_value, number};
+use super::{TableConfig, TableMode, rules};
 use crate::sink::{Delivery, Sink, SinkError, SinkFuture, SinkReport, Unwritable};
 
 /// The SQLite database shared by the table sinks of one output directory.
@@ -98,30 +96,20 @@ impl TableSink {
         let mut conn = self.db.lock();
         let tx = conn.transaction().map_err(|e| self.error(e))?;
         for (index, emitted) in delivery.emitted.iter().enumerate() {
-            let body: Value = match serde_json::from_str(&emitted.record.body) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => {
-                    report.unwritable.push(Unwritable { index, reason: "a table item must be a JSON object".into() });
+            let aggregate = matches!(self.config.mode, TableMode::Aggregate { .. });
+            let chain = if aggregate { "" } else { delivery.chain };
+            let body = match rules::item(&emitted.record.body, &self.config.key, chain) {
+                Ok(map) => map,
+                Err(reason) => {
+                    report.unwritable.push(Unwritable { index, reason });
                     continue;
                 }
             };
             match &self.config.mode {
                 TableMode::Put | TableMode::PutIfAbsent => {
-                    let mut keys = Vec::with_capacity(2);
-                    for field in &self.config.key {
-                        match key_value(&body, field) {
-                            Some(v) => keys.push(v),
-                            None => break,
-                        }
-                    }
-                    if keys.len() != self.config.key.len() {
-                        let missing = &self.config.key[keys.len()];
-                        report.unwritable.push(Unwritable {
-                            index,
-                            reason: format!("key attribute `{missing}` is missing or empty"),
-                        });
-                        continue;
-                    }
+                    // rules::item checked every key attribute.
+                    let keys: Vec<String> =
+                        self.config.key.iter().filter_map(|k| body.get(k)).map(rules::key_text).collect();
                     let sk = keys.get(1).cloned().unwrap_or_default();
                     let conflict = if self.config.mode == TableMode::Put {
                         "DO UPDATE SET item = excluded.item, record_id = excluded.record_id, chain = excluded.chain"
@@ -138,35 +126,16 @@ impl TableSink {
                     if changed == 0 { report.unchanged += 1 } else { report.written += 1 }
                 }
                 TableMode::Aggregate { group_by, counters } => {
-                    let Some(group) = key_value(&body, group_by) else {
-                        report.unwritable.push(Unwritable {
-                            index,
-                            reason: format!("group field `{group_by}` is missing or empty"),
-                        });
-                        continue;
-                    };
-                    let mut deltas = Vec::with_capacity(counters.len());
-                    let mut bad = None;
-                    for c in counters {
-                        match (c.op, &c.field) {
-                            (CounterOp::Count, _) => deltas.push((c.name.as_str(), Decimal::ONE)),
-                            (CounterOp::Sum, Some(field)) => match body.get(field).and_then(number) {
-                                Some(d) => deltas.push((c.name.as_str(), d)),
-                                None => {
-                                    bad = Some(format!(
-                                        "counter `{}` sums `{field}`, which is missing or not a number",
-                                        c.name
-                                    ));
-                                    break;
-                                }
-                            },
-                            (CounterOp::Sum, None) => bad = Some(format!("counter `{}` has no field", c.name)),
+                    let (group, deltas) = match rules::deltas(&body, group_by, counters) {
+                        Ok((group, values)) => {
+                            let names = counters.iter().map(|c| c.name.as_str());
+                            (rules::key_text(group), names.zip(values).collect::<Vec<_>>())
                         }
-                    }
-                    if let Some(reason) = bad {
-                        report.unwritable.push(Unwritable { index, reason });
-                        continue;
-                    }
+                        Err(reason) => {
+                            report.unwritable.push(Unwritable { index, reason });
+                            continue;
+                        }
+                    };
                     let seen = tx
                         .execute(
                             &format!(

@@ -1,0 +1,138 @@
+//! The rules a table's two backends share, so that a local run predicts production: which
+//! records make items, what a key and a group may be, what a counter adds, how large an item
+//! may be. [`sqlite`](super::sqlite) and [`dynamodb`](super::dynamodb) both apply exactly these;
+//! `host/tests/all/tables.rs` runs one suite of cases against both.
+
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+
+use super::{Counter, CounterOp};
+
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The attribute that names the chain version that wrote an item (`put` and `put-if-absent`).
+pub const CHAIN_ATTRIBUTE: &str = "weir_chain";
+
+/// A record's body as a table item: a JSON object whose key attributes are non-empty strings or
+/// numbers (DynamoDB's key types; `1` and `"1"` are different keys), no larger than DynamoDB
+/// allows once the chain attribute is added.
+pub fn item(body: &str, key: &[String], chain: &str) -> Result<Map<String, Value>, String> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(body) else {
+        return Err("a table item must be a JSON object".into());
+    };
+    for k in key {
+        key_part(&map, k).map_err(|_| format!("key attribute `{k}` is missing, empty, or not a string or number"))?;
+    }
+    let size = item_size(&map) + if chain.is_empty() { 0 } else { CHAIN_ATTRIBUTE.len() + chain.len() };
+    if size > MAX_ITEM_BYTES {
+        return Err(format!("item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"));
+    }
+    Ok(map)
+}
+
+/// A key (or group) attribute: a non-empty string or a number.
+pub fn key_part<'a>(map: &'a Map<String, Value>, field: &str) -> Result<&'a Value, ()> {
+    match map.get(field) {
+        Some(v @ Value::String(s)) if !s.is_empty() => Ok(v),
+        Some(v @ Value::Number(_)) => Ok(v),
+        _ => Err(()),
+    }
+}
+
+/// The group of an aggregate record and what each counter adds: `count` one, `sum` the field,
+/// which must be a JSON number (not a numeric string) of at most 28 significant digits.
+pub fn deltas<'a>(
+    map: &'a Map<String, Value>,
+    group_by: &str,
+    counters: &[Counter],
+) -> Result<(&'a Value, Vec<Decimal>), String> {
+    let group = key_part(map, group_by).map_err(|_| format!("group field `{group_by}` is missing or empty"))?;
+    let mut values = Vec::with_capacity(counters.len());
+    for c in counters {
+        match (c.op, &c.field) {
+            (CounterOp::Count, _) => values.push(Decimal::ONE),
+            (CounterOp::Sum, Some(f)) => match map.get(f) {
+                Some(Value::Number(n)) => {
+                    let text = n.to_string();
+                    let d =
+                        Decimal::from_str_exact(&text).or_else(|_| Decimal::from_scientific(&text)).map_err(|_| {
+                            format!(
+                                "counter `{}` sums `{f}` = {text}, which does not fit 28 significant digits",
+                                c.name
+                            )
+                        })?;
+                    values.push(d);
+                }
+                _ => return Err(format!("counter `{}` sums `{f}`, which is missing or not a number", c.name)),
+            },
+            (CounterOp::Sum, None) => return Err(format!("counter `{}` has no field", c.name)),
+        }
+    }
+    Ok((group, values))
+}
+
+/// A group or key value as the text both backends file it under (strings as they are, numbers
+/// in their JSON text). Which type it was is kept apart: see [`key_type`].
+pub fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// DynamoDB's type letter of a key value (`S` or `N`): with [`key_text`], what identifies a key.
+pub fn key_type(value: &Value) -> &'static str {
+    if value.is_number() { "N" } else { "S" }
+}
+
+/// The size DynamoDB counts for an item written from this JSON object (attribute names plus
+/// values; a number's decimal digits at two per byte plus one).
+pub fn item_size(map: &Map<String, Value>) -> usize {
+    fn value_size(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.len(),
+            Value::Number(n) => n.to_string().len().div_ceil(2) + 1,
+            Value::Bool(_) | Value::Null => 1,
+            Value::Array(items) => 3 + items.iter().map(|i| 1 + value_size(i)).sum::<usize>(),
+            Value::Object(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+        }
+    }
+    map.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Vec<String> {
+        vec!["pk".into()]
+    }
+
+    #[test]
+    fn keys_are_non_empty_strings_or_numbers() {
+        assert!(item(r#"{"pk":"a"}"#, &key(), "").is_ok());
+        assert!(item(r#"{"pk":7}"#, &key(), "").is_ok());
+        for bad in [r#"{"pk":""}"#, r#"{"pk":true}"#, r#"{"pk":null}"#, r#"{"pk":[1]}"#, r#"{"x":1}"#, "[1]", "nope"] {
+            assert!(item(bad, &key(), "").is_err(), "{bad}");
+        }
+        assert_ne!((key_type(&Value::from(1)), key_text(&Value::from(1))), (key_type(&Value::from("1")), "1".into()));
+    }
+
+    #[test]
+    fn sums_take_json_numbers_only() {
+        let counters = [Counter { name: "spend".into(), op: CounterOp::Sum, field: Some("amount".into()) }];
+        let map = |body: &str| serde_json::from_str::<Map<String, Value>>(body).unwrap();
+        assert_eq!(deltas(&map(r#"{"g":"a","amount":2.5}"#), "g", &counters).unwrap().1, [Decimal::new(25, 1)]);
+        assert!(deltas(&map(r#"{"g":"a","amount":"2.5"}"#), "g", &counters).is_err(), "a numeric string");
+        assert!(deltas(&map(r#"{"g":true,"amount":1}"#), "g", &counters).is_err(), "a boolean group");
+    }
+
+    #[test]
+    fn the_size_limit_counts_the_chain_attribute() {
+        let pad = MAX_ITEM_BYTES - "pk".len() - 1 - "v".len();
+        let body = format!(r#"{{"pk":"a","v":"{}"}}"#, "x".repeat(pad));
+        assert!(item(&body, &key(), "").is_ok());
+        assert!(item(&body, &key(), "enrich=enrich@abc").unwrap_err().contains("over DynamoDB's"));
+    }
+}
