@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use weir_host::aws::describe;
-use weir_host::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
+use weir_host::aws::retry::{Backoff, BatchLimits, FailedEntry, entry_results, send_in_batches};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -160,7 +159,7 @@ fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
                     .string_value(o["channel"].as_str().unwrap_or("unknown"))
                     .build()?;
                 Ok(SendMessageBatchRequestEntry::builder()
-                    .id(format!("m{position}"))
+                    .id(position.to_string())
                     .message_body(o.to_string())
                     .message_attributes("channel", channel)
                     .build()?)
@@ -171,7 +170,18 @@ fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
         let outcome = runtime.block_on(send_in_batches(&sizes, LIMITS, Backoff::default(), |request| {
             let batch: Vec<SendMessageBatchRequestEntry> = request.iter().map(|i| entries[*i].clone()).collect();
             let call = aws.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(batch));
-            async move { entry_results(&request, call.send().await) }
+            async move {
+                let answer = call.send().await.map_err(|e| format!("SendMessageBatch: {}", describe(&e)));
+                let failed = answer.as_ref().map(|out| {
+                    out.failed().iter().map(|f| FailedEntry {
+                        id: f.id(),
+                        code: f.code(),
+                        message: f.message(),
+                        sender_fault: f.sender_fault(),
+                    })
+                });
+                entry_results(&request, failed.map_err(Clone::clone))
+            }
         }));
         sent += outcome.sent.len() as u64;
         bar.inc(outcome.sent.len() as u64);
@@ -197,36 +207,6 @@ fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
 
 /// SQS's `SendMessageBatch` limits.
 const LIMITS: BatchLimits = BatchLimits { max_entries: 10, max_bytes: 262_144 };
-
-/// Each entry's result from a `SendMessageBatch` answer (entries are named by their index).
-fn entry_results<E, R>(
-    request: &[usize],
-    answer: Result<SendMessageBatchOutput, aws_sdk_sqs::error::SdkError<E, R>>,
-) -> Vec<(usize, EntryResult)>
-where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let out = match answer {
-        Ok(out) => out,
-        Err(e) => {
-            let reason = format!("SendMessageBatch: {}", describe(&e));
-            return request.iter().map(|i| (*i, EntryResult::Failed(reason.clone()))).collect();
-        }
-    };
-    let mut results: Vec<(usize, EntryResult)> = Vec::with_capacity(request.len());
-    for ok in out.successful() {
-        if let Some(i) = ok.id().strip_prefix('m').and_then(|i| i.parse().ok()) {
-            results.push((i, EntryResult::Sent));
-        }
-    }
-    for f in out.failed() {
-        let Some(i) = f.id().strip_prefix('m').and_then(|i| i.parse().ok()) else { continue };
-        let reason = format!("{} {}", f.code(), f.message().unwrap_or_default());
-        results.push((i, if f.sender_fault() { EntryResult::Refused(reason) } else { EntryResult::Failed(reason) }));
-    }
-    results
-}
 
 fn to_files(args: &Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;

@@ -104,7 +104,7 @@ fn deployed(manifest: &Manifest, settings: &Settings) -> Result<(Pipeline, Bindi
     })?;
     let file = PathBuf::from(format!("s3://{}/{} (definition)", settings.plugins_bucket, settings.manifest_key));
     let pipeline = Pipeline::parse_deployed(&file, text).map_err(|e| e.to_string())?;
-    settings.deployment().bind(pipeline).map_err(|e| e.to_string())
+    settings.deployment.bind(pipeline).map_err(|e| e.to_string())
 }
 
 impl Host {
@@ -194,7 +194,8 @@ impl Host {
         let objects = build::aws_objects(&pipeline, &self.aws, &bindings);
         let mut runner = Runner::new(chain, wired.outputs, pipeline.batch_size);
         let (s3, runtime) = (self.aws.s3.clone(), self.aws.runtime.clone());
-        let checkpoints = S3Checkpoints::new(s3, runtime, &self.settings.output_bucket, &self.settings.pipeline);
+        let bucket = &self.settings.deployment.output_bucket;
+        let checkpoints = S3Checkpoints::new(s3, runtime, bucket, &self.settings.pipeline);
         runner.set_checkpoints(Some(Box::new(checkpoints)));
         self.active = Some(Active { runner, objects, definition, version: manifest.version });
         Ok(())

@@ -43,13 +43,9 @@ pub struct Settings {
     pub pipeline: String,
     pub plugins_bucket: String,
     pub manifest_key: String,
-    pub results_table: String,
-    pub aggregates_table: String,
-    pub notify_topic_arn: String,
-    pub rejects_queue_url: String,
-    pub output_bucket: String,
-    /// No leading or trailing `/`.
-    pub output_prefix: String,
+    /// The resources the pipeline's sinks are bound to (`WEIR_RESULTS_TABLE` ...
+    /// `WEIR_OUTPUT_PREFIX`).
+    pub deployment: Deployment,
     /// How often the manifest is checked; zero = every invocation.
     pub refresh: Duration,
     /// Plugins must be signed by one of these; empty = no signature required.
@@ -58,18 +54,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The resources the pipeline's sinks are bound to.
-    pub fn deployment(&self) -> Deployment {
-        Deployment {
-            results_table: self.results_table.clone(),
-            aggregates_table: self.aggregates_table.clone(),
-            notify_topic_arn: self.notify_topic_arn.clone(),
-            rejects_queue_url: self.rejects_queue_url.clone(),
-            output_bucket: self.output_bucket.clone(),
-            output_prefix: self.output_prefix.clone(),
-        }
-    }
-
     /// Reads the process environment.
     pub fn from_env() -> Result<Settings, SettingsError> {
         Settings::from_lookup(|name| std::env::var(name).ok())
@@ -112,12 +96,14 @@ impl Settings {
             pipeline: required("WEIR_PIPELINE")?,
             plugins_bucket: required("WEIR_PLUGINS_BUCKET")?,
             manifest_key: required("WEIR_MANIFEST_KEY")?,
-            results_table: required("WEIR_RESULTS_TABLE")?,
-            aggregates_table: required("WEIR_AGGREGATES_TABLE")?,
-            notify_topic_arn,
-            rejects_queue_url,
-            output_bucket: required("WEIR_OUTPUT_BUCKET")?,
-            output_prefix: required("WEIR_OUTPUT_PREFIX")?.trim_matches('/').to_string(),
+            deployment: Deployment {
+                results_table: required("WEIR_RESULTS_TABLE")?,
+                aggregates_table: required("WEIR_AGGREGATES_TABLE")?,
+                notify_topic_arn,
+                rejects_queue_url,
+                output_bucket: required("WEIR_OUTPUT_BUCKET")?,
+                output_prefix: required("WEIR_OUTPUT_PREFIX")?.trim_matches('/').to_string(),
+            },
             refresh,
             signing_keys,
             cache_dir: get("WEIR_CACHE_DIR")
@@ -175,7 +161,7 @@ mod tests {
         assert_eq!(s.refresh, Duration::from_secs(30));
         assert!(s.signing_keys.is_empty());
         assert_eq!(s.cache_dir, PathBuf::from("/tmp/weir-cache"));
-        assert_eq!(s.output_prefix, "records");
+        assert_eq!(s.deployment.output_prefix, "records");
     }
 
     #[test]

@@ -44,6 +44,35 @@ pub enum EntryResult {
     Failed(String),
 }
 
+/// A failed entry of a batch answer (`PublishBatch`, `SendMessageBatch`), as the service names it.
+pub struct FailedEntry<'a> {
+    /// The id the entry was sent with: its index, in decimal.
+    pub id: &'a str,
+    pub code: &'a str,
+    pub message: Option<&'a str>,
+    /// The entry itself is at fault: sending it again cannot help.
+    pub sender_fault: bool,
+}
+
+/// Each entry's result from a batch call: `Err` (the whole request failed) fails every entry;
+/// an answer lists the failed entries, and every other entry of the request was sent.
+pub fn entry_results<'a>(
+    request: &[usize],
+    answer: Result<impl IntoIterator<Item = FailedEntry<'a>>, String>,
+) -> Vec<(usize, EntryResult)> {
+    let failed = match answer {
+        Err(reason) => return request.iter().map(|i| (*i, EntryResult::Failed(reason.clone()))).collect(),
+        Ok(failed) => failed,
+    };
+    let mut results: BTreeMap<usize, EntryResult> = request.iter().map(|i| (*i, EntryResult::Sent)).collect();
+    for f in failed {
+        let Some(slot) = f.id.parse::<usize>().ok().and_then(|i| results.get_mut(&i)) else { continue };
+        let reason = format!("{}: {}", f.code, f.message.unwrap_or_default());
+        *slot = if f.sender_fault { EntryResult::Refused(reason) } else { EntryResult::Failed(reason) };
+    }
+    results.into_iter().collect()
+}
+
 /// Limits of one batch call (SNS `PublishBatch`, SQS `SendMessageBatch`).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLimits {
@@ -170,6 +199,22 @@ mod tests {
         assert_eq!(packed.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 3]);
         let sizes = [(0, 100_000), (1, 100_000), (2, 100_000), (3, 300_000), (4, 162_144), (5, 1)];
         assert_eq!(pack(&sizes, LIMITS), vec![vec![0, 1], vec![2, 4], vec![5]]);
+    }
+
+    #[test]
+    fn a_batch_answer_names_its_failed_entries_and_the_rest_were_sent() {
+        let failed = |id, sender_fault| FailedEntry { id, code: "Oops", message: Some("no"), sender_fault };
+        let results = entry_results(&[3, 4, 5], Ok(vec![failed("4", false), failed("5", true), failed("9", true)]));
+        assert_eq!(
+            results,
+            [
+                (3, EntryResult::Sent),
+                (4, EntryResult::Failed("Oops: no".into())),
+                (5, EntryResult::Refused("Oops: no".into()))
+            ]
+        );
+        let none: Result<Vec<FailedEntry>, String> = Err("timeout".into());
+        assert_eq!(entry_results(&[1], none), [(1, EntryResult::Failed("timeout".into()))]);
     }
 
     /// Failed entries are retried alone, refused and oversize ones are not, entries an answer

@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use sha2::{Digest, Sha256};
 
 use super::{DeadLetter, DeadLetterSink};
-use crate::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
+use crate::aws::retry::{Backoff, BatchLimits, EntryResult, FailedEntry, entry_results, send_in_batches};
 use crate::sink::{Failed, SinkFuture};
 
 /// SQS's limit on a message, and on a whole `SendMessageBatch` call.
@@ -144,24 +144,17 @@ impl SqsDeadLetters {
                 Err(e) => return entries.iter().map(|(i, _)| (*i, EntryResult::Refused(e.to_string()))).collect(),
             }
         }
-        match request.send().await {
-            Err(e) => {
-                let reason = format!("SendMessageBatch: {}", crate::aws::describe(&e));
-                entries.iter().map(|(i, _)| (*i, EntryResult::Failed(reason.clone()))).collect()
-            }
-            Ok(out) => {
-                let mut results: BTreeMap<usize, EntryResult> =
-                    entries.iter().map(|(i, _)| (*i, EntryResult::Sent)).collect();
-                for f in out.failed() {
-                    let Ok(i) = f.id().parse::<usize>() else { continue };
-                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or_default());
-                    let result =
-                        if f.sender_fault() { EntryResult::Refused(reason) } else { EntryResult::Failed(reason) };
-                    results.insert(i, result);
-                }
-                results.into_iter().collect()
-            }
-        }
+        let indexes: Vec<usize> = entries.iter().map(|(i, _)| *i).collect();
+        let answer = request.send().await.map_err(|e| format!("SendMessageBatch: {}", crate::aws::describe(&e)));
+        let failed = answer.as_ref().map(|out| {
+            out.failed().iter().map(|f| FailedEntry {
+                id: f.id(),
+                code: f.code(),
+                message: f.message(),
+                sender_fault: f.sender_fault(),
+            })
+        });
+        entry_results(&indexes, failed.map_err(Clone::clone))
     }
 
     async fn send_async(&self, letters: &[DeadLetter]) -> Vec<Failed> {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{NotifyConfig, matches};
-use crate::aws::retry::{Backoff, BatchLimits, EntryResult, send_in_batches};
+use crate::aws::retry::{Backoff, BatchLimits, EntryResult, FailedEntry, entry_results, send_in_batches};
 use crate::sink::{Delivery, Failed, Sink, SinkFuture, SinkReport, Unwritable};
 
 /// SNS's limit on a message, and on a whole `PublishBatch` call.
@@ -123,25 +123,17 @@ impl SnsTopic {
                 Err(e) => return entries.iter().map(|(i, _)| (*i, EntryResult::Refused(e.clone()))).collect(),
             }
         }
-        match request.send().await {
-            Err(e) => {
-                let reason = format!("PublishBatch: {}", crate::aws::describe(&e));
-                entries.iter().map(|(i, _)| (*i, EntryResult::Failed(reason.clone()))).collect()
-            }
-            Ok(out) => {
-                let mut results: BTreeMap<usize, EntryResult> =
-                    entries.iter().map(|(i, _)| (*i, EntryResult::Sent)).collect();
-                for f in out.failed() {
-                    let Ok(i) = f.id().parse::<usize>() else { continue };
-                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or_default());
-                    results.insert(
-                        i,
-                        if f.sender_fault() { EntryResult::Refused(reason) } else { EntryResult::Failed(reason) },
-                    );
-                }
-                results.into_iter().collect()
-            }
-        }
+        let indexes: Vec<usize> = entries.iter().map(|(i, _)| *i).collect();
+        let answer = request.send().await.map_err(|e| format!("PublishBatch: {}", crate::aws::describe(&e)));
+        let failed = answer.as_ref().map(|out| {
+            out.failed().iter().map(|f| FailedEntry {
+                id: f.id(),
+                code: f.code(),
+                message: f.message(),
+                sender_fault: f.sender_fault(),
+            })
+        });
+        entry_results(&indexes, failed.map_err(Clone::clone))
     }
 
     async fn write_async(&self, delivery: &Delivery<'_>) -> SinkReport {
