@@ -172,14 +172,7 @@ fn to_queue(args: &Args, queue_url: &str) -> anyhow::Result<ExitCode> {
             let call = aws.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(batch));
             async move {
                 let answer = call.send().await.map_err(|e| format!("SendMessageBatch: {}", describe(&e)));
-                let failed = answer.as_ref().map(|out| {
-                    out.failed().iter().map(|f| FailedEntry {
-                        id: f.id(),
-                        code: f.code(),
-                        message: f.message(),
-                        sender_fault: f.sender_fault(),
-                    })
-                });
+                let failed = answer.as_ref().map(|out| out.failed().iter().map(FailedEntry::from));
                 entry_results(&request, failed.map_err(Clone::clone))
             }
         }));

@@ -12,19 +12,7 @@ fn root() -> PathBuf {
 }
 
 fn weir(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(root())
-        .env("WEIR_CACHE_DIR", root().join("target/test-weir-cache"))
-        .output()
-        .expect("run weir");
-    eprintln!(
-        "$ weir {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    weir_in(Path::new(env!("CARGO_BIN_EXE_weir")), &root(), args, &[])
 }
 
 fn stdout(o: &Output) -> String {

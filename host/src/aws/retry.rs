@@ -54,6 +54,18 @@ pub struct FailedEntry<'a> {
     pub sender_fault: bool,
 }
 
+impl<'a> From<&'a aws_sdk_sns::types::BatchResultErrorEntry> for FailedEntry<'a> {
+    fn from(f: &'a aws_sdk_sns::types::BatchResultErrorEntry) -> Self {
+        FailedEntry { id: f.id(), code: f.code(), message: f.message(), sender_fault: f.sender_fault() }
+    }
+}
+
+impl<'a> From<&'a aws_sdk_sqs::types::BatchResultErrorEntry> for FailedEntry<'a> {
+    fn from(f: &'a aws_sdk_sqs::types::BatchResultErrorEntry) -> Self {
+        FailedEntry { id: f.id(), code: f.code(), message: f.message(), sender_fault: f.sender_fault() }
+    }
+}
+
 /// Each entry's result from a batch call: `Err` (the whole request failed) fails every entry;
 /// an answer lists the failed entries, and every other entry of the request was sent.
 pub fn entry_results<'a>(

@@ -125,14 +125,7 @@ impl SnsTopic {
         }
         let indexes: Vec<usize> = entries.iter().map(|(i, _)| *i).collect();
         let answer = request.send().await.map_err(|e| format!("PublishBatch: {}", crate::aws::describe(&e)));
-        let failed = answer.as_ref().map(|out| {
-            out.failed().iter().map(|f| FailedEntry {
-                id: f.id(),
-                code: f.code(),
-                message: f.message(),
-                sender_fault: f.sender_fault(),
-            })
-        });
+        let failed = answer.as_ref().map(|out| out.failed().iter().map(FailedEntry::from));
         entry_results(&indexes, failed.map_err(Clone::clone))
     }
 
