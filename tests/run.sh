@@ -124,8 +124,9 @@ section "build once: cargo test after README command 1"
 built_once "cargo test --workspace" "$logs/workspace.log"
 
 # The function packaged as deployed, built with the profile and target triple the tests just
-# built, so it only links (Linux hosts: Lambda's OS; hakari's platforms are the two Lambda ones) (the release build for Lambda is the deploy command in the README:
-# `cargo lambda build --release --arm64`, which needs zig and compiles everything optimized).
+# built, so it only links. (The release build for Lambda is the deploy command in the README,
+# `cargo lambda build --release --arm64`, which uses zig and compiles everything optimized.)
+# Linux hosts only, as Lambda is; hakari's platforms are the two Lambda triples.
 host_triple=$(rustc -vV | sed -n 's/^host: //p')
 section "lambda package: cargo lambda build --compiler cargo --target $host_triple --output-format zip"
 if [ -x .venv-cargo-lambda/bin/cargo-lambda ]; then
