@@ -37,3 +37,9 @@ impl Record {
         self.id.len() + self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
     }
 }
+
+/// Checks that a record body is JSON text, without building a tree (sources check what they
+/// read, the host what plugins emit).
+pub(crate) fn check_json(body: &str) -> Result<(), String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(body).map(|_| ()).map_err(|e| e.to_string())
+}

@@ -113,11 +113,7 @@ impl LogBuffer {
             return;
         }
         if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+            message.truncate(message.floor_char_boundary(MAX_LOG_LINE));
             message.push('…');
         }
         self.lines.push(LogLine { level, record, message });

@@ -57,10 +57,7 @@ pub enum PluginOutcome {
     Reject { kind: RejectKind, reason: String },
 }
 
-/// Checks a body is JSON without building a tree.
-pub(crate) fn check_json(body: &str) -> Result<(), String> {
-    serde_json::from_str::<serde::de::IgnoredAny>(body).map(|_| ()).map_err(|e| e.to_string())
-}
+pub(crate) use crate::record::check_json;
 
 /// Id of the `k`-th of `n` records emitted for input `id`: the input's id when there is one
 /// output, `id/k` for a fan-out, so ids stay stable across redeliveries.

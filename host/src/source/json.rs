@@ -9,10 +9,7 @@ use serde_json::value::RawValue;
 use super::{Items, SourceItem, Unreadable, cap_raw};
 use crate::record::Record;
 
-/// Checks a body is JSON (without building it).
-pub(crate) fn check_json(text: &str) -> Result<(), String> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ()).map_err(|e| e.to_string())
-}
+pub(crate) use crate::record::check_json;
 
 /// One record per non-blank line; ids are `name#line`.
 pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> Items {

@@ -68,11 +68,7 @@ fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{}…", &text[..text.floor_char_boundary(max)])
 }
 
 /// The message for a dead letter (before any offload).
@@ -218,5 +214,8 @@ mod tests {
         assert_eq!(m.body, "s3://b/k");
         assert!(!m.attributes.contains_key("chain"));
         assert!(sqs_safe("héllo\n\t") && !sqs_safe("a\u{1}b") && !sqs_safe("\u{FFFF}"));
+        // Cut on a character boundary, marked; short text untouched.
+        assert_eq!(truncate("aé", 2), "a…");
+        assert_eq!(truncate("aé", 3), "aé");
     }
 }
