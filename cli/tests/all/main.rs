@@ -12,7 +12,7 @@ fn root() -> PathBuf {
 }
 
 fn weir(args: &[&str]) -> Output {
-    weir_in(Path::new(env!("CARGO_BIN_EXE_weir")), &root(), args, &[])
+    weir_in(Path::new(env!("CARGO_BIN_EXE_weir")), &root(), args, &[], &[])
 }
 
 fn stdout(o: &Output) -> String {
@@ -116,25 +116,13 @@ fn golden_tests_pass_and_fail_with_a_readable_diff() {
 
 /// `weir` with fake AWS credentials (for the local emulator), never a real profile.
 fn weir_aws(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(root())
-        .env("WEIR_CACHE_DIR", root().join("target/test-weir-cache"))
-        .env("AWS_ACCESS_KEY_ID", "fake")
-        .env("AWS_SECRET_ACCESS_KEY", "fake")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run weir");
-    eprintln!(
-        "$ weir {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let fake = [
+        ("AWS_ACCESS_KEY_ID", "fake".as_ref()),
+        ("AWS_SECRET_ACCESS_KEY", "fake".as_ref()),
+        ("AWS_REGION", "us-east-1".as_ref()),
+        ("AWS_EC2_METADATA_DISABLED", "true".as_ref()),
+    ];
+    weir_in(Path::new(env!("CARGO_BIN_EXE_weir")), &root(), args, &fake, &["AWS_PROFILE", "AWS_ENDPOINT_URL"])
 }
 
 /// `weir send --queue-url` puts generated orders on a real queue (moto server); `weir run --aws`
@@ -295,7 +283,7 @@ fn new_build_test_round_trip_with_a_copied_binary_outside_the_repository() {
     std::fs::copy(env!("CARGO_BIN_EXE_weir"), &copied).unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let weir = |args: &[&str]| weir_in(&copied, &work, args, &[]);
+    let weir = |args: &[&str]| weir_in(&copied, &work, args, &[], &[]);
 
     let created = weir(&["new", "my-filter"]);
     assert!(created.status.success());
@@ -340,12 +328,15 @@ fn new_build_test_round_trip_with_a_copied_binary_outside_the_repository() {
     assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
 }
 
-/// Runs `bin` in `cwd` with extra environment.
-fn weir_in(bin: &Path, cwd: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+/// Runs `bin` in `cwd` with extra environment (and without `unset`), echoing what it printed.
+fn weir_in(bin: &Path, cwd: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)], unset: &[&str]) -> Output {
     let mut cmd = Command::new(bin);
     cmd.args(args).current_dir(cwd).env("WEIR_CACHE_DIR", root().join("target/test-weir-cache"));
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    for k in unset {
+        cmd.env_remove(k);
     }
     let out = cmd.output().expect("run weir");
     eprintln!(
@@ -392,6 +383,7 @@ fn a_missing_wasm_target_is_added_with_rustup_or_named() {
             &root,
             args,
             &[("PATH", bin.as_os_str()), ("RUSTC", "rustc".as_ref()), ("RUSTUP_HOME", rustup_home.as_os_str())],
+            &[],
         )
     };
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
