@@ -274,19 +274,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// `YYYY-MM-DD HH:MM` UTC of Unix seconds.
 fn when(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+    let stamp = i64::try_from(secs).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
+    stamp.map_or_else(|| format!("@{secs}"), |t| t.strftime("%Y-%m-%d %H:%M").to_string())
 }
 
 pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {

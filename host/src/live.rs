@@ -31,10 +31,10 @@ pub enum Refresh {
     Loaded { manifest: Manifest, chain: Box<Chain> },
     /// A new version failed a check; the current chain stays, and that version is not tried
     /// again until the manifest changes.
-    Refused { version: Option<u64>, reason: String },
+    Refused { version: Option<u64>, reason: ManifestError },
     /// The manifest or an artifact could not be read (S3 unavailable, nothing published yet):
     /// tried again on the next check; the current chain, if any, stays.
-    Unavailable { reason: String },
+    Unavailable { reason: ManifestError },
 }
 
 /// The manifest a host follows and what it last saw of it.
@@ -53,7 +53,7 @@ pub struct LiveChain {
 }
 
 /// A caller's check of a manifest: `Err(reason)` refuses the version.
-pub type Check = Box<dyn Fn(&Manifest) -> Result<(), String> + Send>;
+pub type Check = Box<dyn Fn(&Manifest) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send>;
 
 impl LiveChain {
     pub fn new(
@@ -108,7 +108,7 @@ impl LiveChain {
         let fetched = match self.store.fetch(known.as_deref()).await {
             Ok(f) => f,
             // Cannot tell whether it changed: keep running what we have, ask again later.
-            Err(e) => return Refresh::Unavailable { reason: e.to_string() },
+            Err(reason) => return Refresh::Unavailable { reason },
         };
         let (manifest, etag) = match fetched {
             Fetched::NotModified => return Refresh::Unchanged,
@@ -117,8 +117,7 @@ impl LiveChain {
                     pipeline: self.store.pipeline.clone(),
                     bucket: self.store.bucket.clone(),
                     key: self.store.key.clone(),
-                }
-                .to_string();
+                };
                 return Refresh::Unavailable { reason };
             }
             Fetched::Unparsable { reason, etag } => {
@@ -142,11 +141,11 @@ impl LiveChain {
                 Refresh::Loaded { manifest, chain: Box::new(chain) }
             }
             // Reading failed, not the version: try it again on the next check.
-            Err(e @ ManifestError::S3 { .. }) => Refresh::Unavailable { reason: e.to_string() },
+            Err(reason @ ManifestError::S3(_)) => Refresh::Unavailable { reason },
             Err(e) => {
                 tracing::error!(version = manifest.version, error = %e, "refused pipeline version; the last good chain keeps running");
                 self.refused_etag = Some(etag);
-                Refresh::Refused { version: Some(manifest.version), reason: e.to_string() }
+                Refresh::Refused { version: Some(manifest.version), reason: e }
             }
         }
     }
@@ -154,21 +153,18 @@ impl LiveChain {
     /// Fetches, verifies and compiles every stage of `manifest`.
     async fn load(&self, manifest: &Manifest) -> Result<Chain, ManifestError> {
         if manifest.stages.is_empty() {
-            return Err(ManifestError::Invalid(format!("version {} has no stages", manifest.version)));
+            return Err(ManifestError::NoStages { version: manifest.version });
         }
         if let Some(check) = &self.check {
-            check(manifest)
-                .map_err(|message| ManifestError::Invalid(format!("version {}: {message}", manifest.version)))?;
+            check(manifest).map_err(|source| ManifestError::Check { version: manifest.version, source })?;
         }
         verify_manifest(manifest, &self.keys)?;
         let mut specs = Vec::with_capacity(manifest.stages.len());
         for stage in &manifest.stages {
             let bytes = self.store.artifact(stage).await?;
-            let name = stage.name.clone();
-            let refused = |message: String| ManifestError::Refused { stage: name.clone(), message };
             let plugin =
                 Plugin::from_bytes_pinned(&self.engine, &stage.name, &bytes, &stage.sha256, self.cache.as_ref())
-                    .map_err(|e| refused(e.to_string()))?;
+                    .map_err(|source| ManifestError::Plugin { stage: stage.name.clone(), source })?;
             let spec = stage
                 .config
                 .iter()
@@ -177,6 +173,6 @@ impl LiveChain {
         }
         // Instantiating runs each plugin's init with its config: a plugin that refuses its
         // config, or traps in init, is refused here, not on the first batch.
-        Chain::new(specs).map_err(|e| ManifestError::Refused { stage: "chain".into(), message: e.to_string() })
+        Ok(Chain::new(specs)?)
     }
 }

@@ -9,7 +9,8 @@
 //!    every `WEIR_REFRESH_SECONDS`, a conditional GET; a new version is verified, compiled
 //!    and swapped in *before* the event runs, so one event runs on one chain. A refused
 //!    version is logged and counted (`Weir/PluginRefusals`), and the last good chain runs on;
-//! 2. runs the event:
+//! 2. runs the event, read as its `aws_lambda_events` type by the host
+//!    ([`Event`](weir_host::source::lambda::Event)); the answer is a typed `SqsBatchResponse`:
 //!    - **SQS batch**: every message (records, S3 notifications, SNS-wrapped ones) through
 //!      [`Runner::run_sqs_event`](weir_host::pipeline::Runner::run_sqs_event); the answer's
 //!      `batchItemFailures` lists exactly the messages whose effects could not be completed,
@@ -33,15 +34,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use weir_host::aws::Aws;
 use weir_host::cache::ArtifactCache;
 use weir_host::live::{LiveChain, Refresh};
 use weir_host::manifest::{Manifest, ManifestStore};
 use weir_host::metrics::MetricsSnapshot;
 use weir_host::pipeline::checkpoints::S3Checkpoints;
+use weir_host::pipeline::build::WireError;
+use weir_host::pipeline::deployment::DeployError;
 use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, build};
-use weir_host::source::lambda::{read_objects, s3_objects, sns_items};
+use weir_host::source::lambda::{
+    Event, EventError, SqsBatchResponse, read_objects, s3_event_id, s3_objects, sns_event_id, sns_items,
+};
+use aws_lambda_events::event::sqs::BatchItemFailure;
 use weir_host::source::objects::Objects;
 use weir_host::{Chain, Engine};
 
@@ -51,14 +57,17 @@ pub use settings::{Settings, SettingsError};
 /// Why an invocation failed as a whole (Lambda retries it, or SQS redelivers the batch).
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    #[error("no plugin chain is loaded, so nothing can run: {0}")]
-    NoChain(String),
+    #[error(
+        "no plugin chain is loaded, so nothing can run: pipeline {pipeline:?}: no version of s3://{bucket}/{key} \
+         has loaded (see the refusal logged above)"
+    )]
+    NoChain { pipeline: String, bucket: String, key: String },
     #[error("unsupported event: {0}")]
-    UnknownEvent(String),
+    UnknownEvent(#[from] EventError),
     #[error("{count} input(s) could not be completed and are retried; first: {first}")]
     Failed { count: usize, first: String },
-    #[error("pipeline version {version}: {message}")]
-    Install { version: u64, message: String },
+    #[error("pipeline version {version}: {source}")]
+    Install { version: u64, source: InstallError },
     #[error("host error: {0}")]
     Host(#[from] weir_host::pipeline::RunError),
 }
@@ -69,7 +78,16 @@ pub enum InitError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error("wasm engine: {0}")]
-    Engine(String),
+    Engine(#[source] weir_host::engine::EngineError),
+}
+
+/// Why a version that passed its checks could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Wire(#[from] WireError),
 }
 
 /// The running pipeline: its runner (chain + sinks) and where S3 events are read.
@@ -97,21 +115,16 @@ pub fn safety_margin(remaining: Duration) -> Duration {
 }
 
 /// Parses a manifest's pipeline file as the function deploys it.
-fn deployed(manifest: &Manifest, settings: &Settings) -> Result<(Pipeline, Bindings), String> {
-    let text = manifest.definition.as_deref().ok_or_else(|| {
-        "the manifest has no pipeline file (`definition`): publish with `weir publish --definition weir.toml`"
-            .to_string()
-    })?;
+fn deployed(manifest: &Manifest, settings: &Settings) -> Result<(Pipeline, Bindings), DeployError> {
     let file = PathBuf::from(format!("s3://{}/{} (definition)", settings.plugins_bucket, settings.manifest_key));
-    let pipeline = Pipeline::parse_deployed(&file, text).map_err(|e| e.to_string())?;
-    settings.deployment.bind(pipeline).map_err(|e| e.to_string())
+    settings.deployment.load(&file, manifest.definition.as_deref())
 }
 
 impl Host {
     /// Builds the host: the wasm engine, the precompiled cache and the manifest follower. No
     /// I/O beyond the cache directory; the first [`Host::refresh`] loads the chain.
     pub fn new(settings: Settings, aws: Aws, emf: Emf) -> Result<Host, InitError> {
-        let engine = Engine::new().map_err(|e| InitError::Engine(e.to_string()))?;
+        let engine = Engine::new().map_err(InitError::Engine)?;
         let cache = match ArtifactCache::open(&settings.cache_dir) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -123,7 +136,7 @@ impl Host {
         store.key = settings.manifest_key.clone();
         let check_settings = settings.clone();
         let live = LiveChain::new(store, engine, cache, settings.signing_keys.clone(), settings.refresh)
-            .with_check(Box::new(move |m| deployed(m, &check_settings).map(|_| ())));
+            .with_check(Box::new(move |m| deployed(m, &check_settings).map(|_| ()).map_err(Into::into)));
         Ok(Host { settings, aws, live, active: None, emf })
     }
 
@@ -184,13 +197,10 @@ impl Host {
             active.version = manifest.version;
             return Ok(());
         }
-        let install = |message: String| HandlerError::Install { version: manifest.version, message };
-        let (pipeline, bindings) = deployed(manifest, &self.settings).map_err(install)?;
-        let wired = self
-            .aws
-            .runtime
-            .block_on(build::aws(&pipeline, &self.aws, &bindings))
-            .map_err(|e| install(e.to_string()))?;
+        let install = |source: InstallError| HandlerError::Install { version: manifest.version, source };
+        let (pipeline, bindings) = deployed(manifest, &self.settings).map_err(|e| install(e.into()))?;
+        let wired =
+            self.aws.runtime.block_on(build::aws(&pipeline, &self.aws, &bindings)).map_err(|e| install(e.into()))?;
         let objects = build::aws_objects(&pipeline, &self.aws, &bindings);
         let mut runner = Runner::new(chain, wired.outputs, pipeline.batch_size);
         let (s3, runtime) = (self.aws.s3.clone(), self.aws.runtime.clone());
@@ -207,17 +217,18 @@ impl Host {
         &mut self,
         payload: Value,
         out_of_time: Option<Box<dyn Fn() -> bool + Send>>,
-    ) -> Result<Value, HandlerError> {
+    ) -> Result<SqsBatchResponse, HandlerError> {
         self.refresh();
         let Some(active) = &mut self.active else {
-            return Err(HandlerError::NoChain(format!(
-                "pipeline {:?}: no version of s3://{}/{} has loaded (see the refusal logged above)",
-                self.settings.pipeline, self.settings.plugins_bucket, self.settings.manifest_key
-            )));
+            return Err(HandlerError::NoChain {
+                pipeline: self.settings.pipeline.clone(),
+                bucket: self.settings.plugins_bucket.clone(),
+                key: self.settings.manifest_key.clone(),
+            });
         };
         active.runner.set_deadline(out_of_time);
         let before = (active.runner.stats().clone(), stage_snapshots(&active.runner));
-        let result = run_event(active, &payload);
+        let result = run_event(active, payload);
         active.runner.set_deadline(None);
         let after = (active.runner.stats().clone(), stage_snapshots(&active.runner));
         emit_metrics(&self.emf, &before, &after);
@@ -229,78 +240,42 @@ fn stage_snapshots(runner: &Runner) -> BTreeMap<String, MetricsSnapshot> {
     runner.stages().into_iter().map(|s| (s.name, s.metrics)).collect()
 }
 
-fn run_event(active: &mut Active, payload: &Value) -> Result<Value, HandlerError> {
-    let records = payload.get("Records").and_then(Value::as_array);
-    let Some(records) = records else {
-        let keys: Vec<&str> = payload.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
-        return Err(HandlerError::UnknownEvent(format!(
-            "expected an SQS, S3 or SNS event (an object with `Records`), got one with keys [{}]",
-            keys.join(", ")
-        )));
-    };
-    let source =
-        records.first().and_then(|r| r.get("eventSource").or_else(|| r.get("EventSource"))).and_then(Value::as_str);
-    let failures = match source {
-        None if records.is_empty() => BTreeMap::new(),
-        Some("aws:sqs") => {
-            let failed = active.runner.run_sqs_event(records, &active.objects)?;
+fn run_event(active: &mut Active, payload: Value) -> Result<SqsBatchResponse, HandlerError> {
+    let failures: BTreeMap<String, String> = match Event::from_value(payload)? {
+        Event::Empty => BTreeMap::new(),
+        Event::Sqs(event) => {
+            let failed = active.runner.run_sqs_event(&event.records, &active.objects)?;
             for (id, reason) in &failed {
                 tracing::warn!(message = %id, reason = %reason, "message not completed; reported for redelivery");
             }
-            return Ok(batch_response(failed.keys()));
+            return Ok(batch_response(failed.into_keys()));
         }
-        Some("aws:s3") => {
-            // One unit, resumable: identified by its objects and their versions (sequencer).
-            let id = records
-                .iter()
-                .map(|r| {
-                    let o = &r["s3"]["object"];
-                    format!(
-                        "s3://{}/{}#{}",
-                        r["s3"]["bucket"]["name"],
-                        o["key"],
-                        o.get("sequencer").or(o.get("eTag")).unwrap_or(&Value::Null)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(",");
-            let items = read_objects(s3_objects(records), active.objects.clone());
-            let failed = active.runner.run_resumable(&id, items, true)?;
-            failed.into_iter().collect()
+        Event::S3(event) => {
+            // One unit, resumable: identified by its objects and their versions.
+            let items = read_objects(s3_objects(&event.records), active.objects.clone());
+            active.runner.run_resumable(&s3_event_id(&event.records), items, true)?.into_iter().collect()
         }
-        Some("aws:sns") => {
+        Event::Sns(event) => {
             // One unit, resumable like a direct S3 event: identified by its SNS message ids.
-            let id = records
-                .iter()
-                .map(|r| r["Sns"]["MessageId"].as_str().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(",");
-            let items = sns_items(records, &active.objects);
-            let failed = active.runner.run_resumable(&format!("sns:{id}"), items, true)?;
-            failed.into_iter().collect()
-        }
-        other => {
-            return Err(HandlerError::UnknownEvent(format!(
-                "eventSource {:?}; supported: aws:sqs, aws:s3, aws:sns",
-                other.unwrap_or("(none)")
-            )));
+            let items = sns_items(&event.records, &active.objects);
+            active.runner.run_resumable(&sns_event_id(&event.records), items, true)?.into_iter().collect()
         }
     };
     match failures.iter().next() {
-        None => Ok(json!({})),
+        None => Ok(SqsBatchResponse::default()),
         Some((id, reason)) => Err(HandlerError::Failed { count: failures.len(), first: format!("{id}: {reason}") }),
     }
 }
 
-/// The SQS partial-batch answer.
-fn batch_response<'a>(ids: impl Iterator<Item = &'a String>) -> Value {
-    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+/// The SQS partial-batch answer: these messages are redelivered, the rest are done.
+fn batch_response(ids: impl Iterator<Item = String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
     for id in ids {
-        let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
-        failure.item_identifier = id.clone();
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
         response.batch_item_failures.push(failure);
     }
-    serde_json::to_value(response).unwrap_or_else(|_| json!({ "batchItemFailures": [] }))
+    response
 }
 
 fn emit_metrics(
@@ -353,7 +328,7 @@ pub fn remaining(deadline_ms: u64) -> Duration {
 pub async fn function_handler(
     host: Arc<Mutex<Host>>,
     event: lambda_runtime::LambdaEvent<Value>,
-) -> Result<Value, lambda_runtime::Error> {
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
     let left = remaining(context.deadline);
     // A deadline already past when the invocation starts is not one Lambda gives (it is

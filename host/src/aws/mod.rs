@@ -18,7 +18,7 @@ pub mod retry;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-pub use error::{AwsError, describe};
+pub use error::{AwsError, CallError, describe};
 
 /// How to reach AWS.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ impl Aws {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::Lookup {
                 what: format!("topic {topic:?}"),
-                message: format!("ListTopics: {}", describe(&e)),
+                source: CallError::sdk("ListTopics", e),
             })?;
             if let Some(arn) =
                 page.topics().iter().filter_map(|t| t.topic_arn()).find(|arn| arn.rsplit(':').next() == Some(topic))
@@ -106,10 +106,7 @@ impl Aws {
                 return Ok(arn.to_string());
             }
         }
-        Err(AwsError::Lookup {
-            what: format!("topic {topic:?}"),
-            message: "no such topic in this account and region".into(),
-        })
+        Err(AwsError::NotFound { what: format!("topic {topic:?}"), why: "no such topic in this account and region" })
     }
 
     /// A queue URL for a name or URL.
@@ -119,11 +116,10 @@ impl Aws {
         }
         let out = self.sqs.get_queue_url().queue_name(queue).send().await.map_err(|e| AwsError::Lookup {
             what: format!("queue {queue:?}"),
-            message: format!("GetQueueUrl: {}", describe(&e)),
+            source: CallError::sdk("GetQueueUrl", e),
         })?;
-        out.queue_url().map(String::from).ok_or_else(|| AwsError::Lookup {
-            what: format!("queue {queue:?}"),
-            message: "no URL in the answer".into(),
-        })
+        out.queue_url()
+            .map(String::from)
+            .ok_or_else(|| AwsError::NotFound { what: format!("queue {queue:?}"), why: "no URL in the answer" })
     }
 }

@@ -29,12 +29,16 @@ pub mod signing;
 pub mod store;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
+use crate::aws::CallError;
+use crate::error::{LoadError, StageError};
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
+use crate::pipeline::config::ConfigError;
 
 pub use signing::*;
 pub use store::{Fetched, ManifestStore};
@@ -128,21 +132,18 @@ pub fn draft(
         None => match current.and_then(|m| m.definition.clone()) {
             Some(text) => (std::path::PathBuf::from(format!("pipeline {pipeline:?} (live manifest)")), text),
             None => {
-                return Err(ManifestError::Invalid(format!(
-                    "pipeline {pipeline:?} has no pipeline file yet: pass --definition weir.toml (its sinks, dead letter \
-                     and stage config are what the deployed host runs)"
-                )));
+                return Err(ManifestError::NoDefinition { pipeline: pipeline.into() });
             }
         },
     };
-    let def = Pipeline::parse_deployed(&file, &text).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let def = Pipeline::parse_deployed(&file, &text)?;
     let names: Vec<&str> = def.stages.iter().map(|s| s.name.as_str()).collect();
     if let Some(unknown) = artifacts.keys().find(|k| !names.contains(&k.as_str())) {
-        return Err(ManifestError::Invalid(format!(
-            "stage {unknown:?} is not in {} (its stages: {})",
-            file.display(),
-            names.join(", ")
-        )));
+        return Err(ManifestError::UnknownStage {
+            stage: unknown.clone(),
+            file,
+            stages: names.iter().map(|n| n.to_string()).collect(),
+        });
     }
     let mut stages = Vec::with_capacity(def.stages.len());
     let mut missing = Vec::new();
@@ -175,12 +176,7 @@ pub fn draft(
         stages.push(stage);
     }
     if !missing.is_empty() {
-        return Err(ManifestError::Invalid(format!(
-            "stage(s) {} of {} have no published plugin yet; a chain is published whole: publish those too \
-             (`weir publish --definition FILE` publishes every stage)",
-            missing.join(", "),
-            file.display()
-        )));
+        return Err(ManifestError::Unpublished { stages: missing, file });
     }
     let definition = Some(text);
     let signature = match (key, current) {
@@ -201,12 +197,54 @@ pub enum ManifestError {
          nothing of this publish is live: run it again"
     )]
     Conflict { pipeline: String },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("stage {stage:?}: {message}")]
-    Refused { stage: String, message: String },
-    #[error("{what}: {message}")]
-    S3 { what: String, message: String },
+    #[error(
+        "pipeline {pipeline:?} has no pipeline file yet: pass --definition weir.toml (its sinks, dead letter \
+         and stage config are what the deployed host runs)"
+    )]
+    NoDefinition { pipeline: String },
+    /// The pipeline file a manifest carries is not valid.
+    #[error(transparent)]
+    Definition(#[from] ConfigError),
+    #[error("stage {stage:?} is not in {} (its stages: {})", file.display(), stages.join(", "))]
+    UnknownStage { stage: String, file: PathBuf, stages: Vec<String> },
+    #[error(
+        "stage(s) {} of {} have no published plugin yet; a chain is published whole: publish those too \
+         (`weir publish --definition FILE` publishes every stage)",
+        stages.join(", "), file.display()
+    )]
+    Unpublished { stages: Vec<String>, file: PathBuf },
+    #[error(
+        "pipeline {pipeline:?} has no version {version} (versions: {})",
+        if known.is_empty() { "none".to_string() } else { known.iter().map(u64::to_string).collect::<Vec<_>>().join(", ") }
+    )]
+    NoSuchVersion { pipeline: String, version: u64, known: Vec<u64> },
+    #[error("{what} is not a weir manifest: {source}")]
+    Format { what: String, source: serde_json::Error },
+    #[error("{what} is the manifest of pipeline {found:?}, not {expected:?}")]
+    OtherPipeline { what: String, found: String, expected: String },
+    #[error("{what}: an unconditional GET was answered 304 Not Modified")]
+    NotModified { what: String },
+    #[error("encoding the manifest: {0}")]
+    Encode(serde_json::Error),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A stage's (or, with stage `(chain: ...)`, the chain's) signature does not verify.
+    #[error("stage {stage:?}: {source}")]
+    Unverified { stage: String, source: SignatureError },
+    #[error("stage {stage:?}: artifact s3://{bucket}/{artifact} has sha256 {actual}, the manifest says {expected}")]
+    Digest { stage: String, bucket: String, artifact: String, actual: String, expected: String },
+    #[error("stage {stage:?}: {source}")]
+    Plugin { stage: String, source: LoadError },
+    /// A plugin refused its config or could not start.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error("version {version} has no stages")]
+    NoStages { version: u64 },
+    /// The host's own check of the version (its pipeline file against the deployment).
+    #[error("version {version}: {source}")]
+    Check { version: u64, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error(transparent)]
+    S3(#[from] CallError),
 }
 
 #[cfg(test)]

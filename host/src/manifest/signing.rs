@@ -30,7 +30,7 @@ pub fn verify(pipeline: &str, stage: &ManifestStage, keys: &[VerifyingKey]) -> R
         return Ok(());
     }
     check(stage.signature.as_deref(), &signing_message(pipeline, stage), keys)
-        .map_err(|message| ManifestError::Refused { stage: stage.name.clone(), message })
+        .map_err(|source| ManifestError::Unverified { stage: stage.name.clone(), source })
 }
 
 /// The text a manifest's chain signature covers: every stage's [`signing_message`] in order,
@@ -50,21 +50,37 @@ pub fn sign_chain(pipeline: &str, stages: &[ManifestStage], definition: Option<&
     BASE64.encode(key.sign(&chain_signing_message(pipeline, stages, definition)).to_bytes())
 }
 
-fn check(signature: Option<&str>, message: &[u8], keys: &[VerifyingKey]) -> Result<(), String> {
-    let Some(text) = signature else {
-        return Err("not signed, and this host requires a signature by one of its keys".into());
-    };
+/// Why a signature does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("not signed, and this host requires a signature by one of its keys")]
+    Unsigned,
+    #[error("signature is not 64 bytes of base64")]
+    Malformed,
+    #[error("signature does not verify with any configured key")]
+    NoKeyVerifies,
+}
+
+/// A key given as text is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("a signing key is a 32-byte seed in base64")]
+    Seed,
+    #[error("public key {text:?}: expected 32 bytes in base64")]
+    Public { text: String },
+    #[error("public key {text:?} is not an ed25519 key: {source}")]
+    NotEd25519 { text: String, source: ed25519_dalek::SignatureError },
+}
+
+fn check(signature: Option<&str>, message: &[u8], keys: &[VerifyingKey]) -> Result<(), SignatureError> {
+    let text = signature.ok_or(SignatureError::Unsigned)?;
     let bytes: [u8; 64] = BASE64
         .decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| "signature is not 64 bytes of base64".to_string())?;
+        .ok_or(SignatureError::Malformed)?;
     let signature = Signature::from_bytes(&bytes);
-    if keys.iter().any(|k| k.verify(message, &signature).is_ok()) {
-        Ok(())
-    } else {
-        Err("signature does not verify with any configured key".into())
-    }
+    if keys.iter().any(|k| k.verify(message, &signature).is_ok()) { Ok(()) } else { Err(SignatureError::NoKeyVerifies) }
 }
 
 /// Checks a manifest's chain signature (stage order, presence, pipeline file) and every
@@ -74,20 +90,20 @@ pub fn verify_manifest(manifest: &Manifest, keys: &[VerifyingKey]) -> Result<(),
         return Ok(());
     }
     let message = chain_signing_message(&manifest.pipeline, &manifest.stages, manifest.definition.as_deref());
-    check(manifest.signature.as_deref(), &message, keys).map_err(|message| ManifestError::Refused {
+    check(manifest.signature.as_deref(), &message, keys).map_err(|source| ManifestError::Unverified {
         stage: "(chain: stage order and pipeline file)".into(),
-        message,
+        source,
     })?;
     manifest.stages.iter().try_for_each(|s| verify(&manifest.pipeline, s, keys))
 }
 
 /// Parses a signing key: its 32-byte seed in base64 (the file `weir keygen` writes).
-pub fn signing_key(text: &str) -> Result<SigningKey, ManifestError> {
+pub fn signing_key(text: &str) -> Result<SigningKey, KeyError> {
     let bytes: [u8; 32] = BASE64
         .decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ManifestError::Invalid("a signing key is a 32-byte seed in base64".into()))?;
+        .ok_or(KeyError::Seed)?;
     Ok(SigningKey::from_bytes(&bytes))
 }
 
@@ -98,7 +114,7 @@ pub fn public_key_text(key: &VerifyingKey) -> String {
 
 /// Parses public keys: base64 of 32 bytes each, separated by commas or whitespace
 /// (`WEIR_SIGNING_KEYS`).
-pub fn verifying_keys(text: &str) -> Result<Vec<VerifyingKey>, ManifestError> {
+pub fn verifying_keys(text: &str) -> Result<Vec<VerifyingKey>, KeyError> {
     text.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -106,9 +122,8 @@ pub fn verifying_keys(text: &str) -> Result<Vec<VerifyingKey>, ManifestError> {
                 .decode(s)
                 .ok()
                 .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| ManifestError::Invalid(format!("public key {s:?}: expected 32 bytes in base64")))?;
-            VerifyingKey::from_bytes(&bytes)
-                .map_err(|e| ManifestError::Invalid(format!("public key {s:?} is not an ed25519 key: {e}")))
+                .ok_or_else(|| KeyError::Public { text: s.into() })?;
+            VerifyingKey::from_bytes(&bytes).map_err(|source| KeyError::NotEd25519 { text: s.into(), source })
         })
         .collect()
 }

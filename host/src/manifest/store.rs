@@ -4,12 +4,13 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
+use crate::aws::CallError;
 use crate::plugin::sha256_hex;
 
 use super::*;
 
 /// The answer to a conditional fetch of the live manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Fetched {
     /// Same ETag as given: nothing changed.
     NotModified,
@@ -19,7 +20,7 @@ pub enum Fetched {
     },
     /// A new manifest that is not a valid weir manifest of this pipeline (refused once, by ETag).
     Unparsable {
-        reason: String,
+        reason: ManifestError,
         etag: String,
     },
     /// No manifest published yet.
@@ -38,10 +39,10 @@ pub struct ManifestStore {
 
 fn s3_error<E, R>(what: String) -> impl FnOnce(aws_sdk_s3::error::SdkError<E, R>) -> ManifestError
 where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    move |e| ManifestError::S3 { what, message: crate::aws::describe(&e) }
+    move |e| ManifestError::S3(CallError::sdk(what, e))
 }
 
 /// Whether an S3 error is a failed precondition (`If-Match` / `If-None-Match`).
@@ -88,20 +89,15 @@ impl ManifestStore {
             Err(e) => return Err(s3_error(what)(e)),
         };
         let etag = out.e_tag().unwrap_or_default().to_string();
-        let bytes =
-            out.body.collect().await.map_err(|e| ManifestError::S3 { what: what.clone(), message: e.to_string() })?;
+        let bytes = out.body.collect().await.map_err(|e| CallError::body(what, e))?;
+        let what = format!("s3://{}/{}", self.bucket, self.key);
         let manifest: Manifest = match serde_json::from_slice(&bytes.into_bytes()) {
             Ok(m) => m,
-            Err(e) => {
-                let reason = format!("s3://{}/{} is not a weir manifest: {e}", self.bucket, self.key);
-                return Ok(Fetched::Unparsable { reason, etag });
-            }
+            Err(source) => return Ok(Fetched::Unparsable { reason: ManifestError::Format { what, source }, etag }),
         };
         if manifest.pipeline != self.pipeline {
-            let reason = format!(
-                "s3://{}/{} is the manifest of pipeline {:?}, not {:?}",
-                self.bucket, self.key, manifest.pipeline, self.pipeline
-            );
+            let reason =
+                ManifestError::OtherPipeline { what, found: manifest.pipeline, expected: self.pipeline.clone() };
             return Ok(Fetched::Unparsable { reason, etag });
         }
         Ok(Fetched::Changed { manifest, etag })
@@ -112,8 +108,10 @@ impl ManifestStore {
         match self.fetch(None).await? {
             Fetched::Changed { manifest, etag } => Ok(Some((manifest, etag))),
             Fetched::Missing => Ok(None),
-            Fetched::Unparsable { reason, .. } => Err(ManifestError::Invalid(reason)),
-            Fetched::NotModified => Err(ManifestError::Invalid("unconditional GET answered 304".into())),
+            Fetched::Unparsable { reason, .. } => Err(reason),
+            Fetched::NotModified => {
+                Err(ManifestError::NotModified { what: format!("reading s3://{}/{}", self.bucket, self.key) })
+            }
         }
     }
 
@@ -149,16 +147,15 @@ impl ManifestStore {
             .send()
             .await
             .map_err(s3_error(what.clone()))?;
-        let bytes =
-            out.body.collect().await.map_err(|e| ManifestError::S3 { what, message: e.to_string() })?.into_bytes();
+        let bytes = out.body.collect().await.map_err(|e| CallError::body(what, e))?.into_bytes();
         let actual = sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(&stage.sha256) {
-            return Err(ManifestError::Refused {
+            return Err(ManifestError::Digest {
                 stage: stage.name.clone(),
-                message: format!(
-                    "artifact s3://{}/{} has sha256 {actual}, the manifest says {}",
-                    self.bucket, stage.artifact, stage.sha256
-                ),
+                bucket: self.bucket.clone(),
+                artifact: stage.artifact.clone(),
+                actual,
+                expected: stage.sha256.clone(),
             });
         }
         Ok(bytes.to_vec())
@@ -184,7 +181,7 @@ impl ManifestStore {
             definition,
             signature,
         };
-        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(&manifest).map_err(ManifestError::Encode)?;
         // The live manifest, only if it is still the one read: the one arbiter of a race.
         let mut put = self.s3.put_object().bucket(&self.bucket).key(&self.key).content_type("application/json");
         put = match &current {
@@ -231,13 +228,9 @@ impl ManifestStore {
             let what = format!("reading s3://{}/{key}", self.bucket);
             let out =
                 self.s3.get_object().bucket(&self.bucket).key(&key).send().await.map_err(s3_error(what.clone()))?;
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| ManifestError::S3 { what: what.clone(), message: e.to_string() })?;
+            let bytes = out.body.collect().await.map_err(|e| CallError::body(what.clone(), e))?;
             let m: Manifest = serde_json::from_slice(&bytes.into_bytes())
-                .map_err(|e| ManifestError::Invalid(format!("{what}: not a weir manifest: {e}")))?;
+                .map_err(|source| ManifestError::Format { what: format!("s3://{}/{key}", self.bucket), source })?;
             manifests.push(m);
         }
         // The live version, if its history entry was not written.
@@ -259,13 +252,10 @@ impl ManifestStore {
                 key: self.key.clone(),
             })?;
             let target = to.unwrap_or(current.version.saturating_sub(1));
-            let old = history.iter().find(|m| m.version == target).ok_or_else(|| {
-                let known: Vec<String> = history.iter().map(|m| m.version.to_string()).collect();
-                ManifestError::Invalid(format!(
-                    "pipeline {:?} has no version {target} (versions: {})",
-                    self.pipeline,
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
-                ))
+            let old = history.iter().find(|m| m.version == target).ok_or_else(|| ManifestError::NoSuchVersion {
+                pipeline: self.pipeline.clone(),
+                version: target,
+                known: history.iter().map(|m| m.version).collect(),
             })?;
             Ok(Draft {
                 stages: old.stages.clone(),

@@ -63,7 +63,7 @@ pub fn local(pipeline: &Pipeline, dir: &Path) -> Result<Wired, WireError> {
         database = Some(db);
     }
     if let Some(n) = &pipeline.notify {
-        sinks.push(Box::new(NotifyFile::new(dir, n.clone())));
+        sinks.push(Box::new(NotifyFile::new(dir, &pipeline.name, n.clone())));
     }
     if let Some(o) = &pipeline.objects {
         sinks.push(Box::new(ObjectFiles::new(dir, o.clone())));

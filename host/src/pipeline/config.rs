@@ -338,195 +338,214 @@ impl Pipeline {
     }
 
     fn from_raw_with(file: &Path, raw: RawPipeline, resolve_plugins: bool) -> Result<Self, ConfigError> {
-        let err = |path: String, message: String| ConfigError { file: file.to_path_buf(), path, message };
+        let in_file = |p: Problem| ConfigError { file: file.to_path_buf(), path: p.path, message: p.message };
         let base = file.parent().unwrap_or(Path::new("."));
         if !valid_name(&raw.name) {
-            return Err(err("name".into(), format!("{:?} must be 1-64 letters, digits, `-` or `_`", raw.name)));
+            return Err(in_file(Problem::new("name", format!("{:?} {NAME_RULE}", raw.name))));
         }
         let batch_size = raw.batch_size.unwrap_or(100);
         if !(1..=10_000).contains(&batch_size) {
-            return Err(err("batch_size".into(), format!("must be 1..=10000, got {batch_size}")));
+            return Err(in_file(Problem::new("batch_size", format!("must be 1..=10000, got {batch_size}"))));
         }
-        if raw.stages.is_empty() {
-            return Err(err("stages".into(), "a pipeline needs at least one stage ([[stages]])".into()));
-        }
-        let mut seen = BTreeSet::new();
-        let mut stages = Vec::new();
-        for (i, s) in raw.stages.into_iter().enumerate() {
-            let at = |field: &str| format!("stages[{i}].{field}");
-            if !valid_name(&s.name) {
-                return Err(err(at("name"), format!("{:?} must be 1-64 letters, digits, `-` or `_`", s.name)));
-            }
-            if !seen.insert(s.name.clone()) {
-                return Err(err(at("name"), format!("duplicate stage name {:?}; stage names must be unique", s.name)));
-            }
-            let plugin = if resolve_plugins {
-                parse_plugin_source(base, &s.plugin).map_err(|m| err(at("plugin"), m))?
-            } else {
-                PluginSource::Published
-            };
-            if let Some(sha) = &s.sha256
-                && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
-            {
-                return Err(err(at("sha256"), format!("{sha:?} is not a sha256 (64 hex digits)")));
-            }
-            s.limits.validate().map_err(|m| err(at("limits"), m))?;
-            stages.push(StageConfig {
-                name: s.name,
-                plugin,
-                sha256: s.sha256.map(|h| h.to_ascii_lowercase()),
-                config: s.config.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
-                limits: s.limits,
-            });
-        }
-
+        let plugins = if resolve_plugins { Some(base) } else { None };
+        let stages = stages(raw.stages, plugins).map_err(in_file)?;
         let mut tables = Vec::new();
         let mut table_names = BTreeSet::new();
         for (i, t) in raw.sinks.table.into_iter().enumerate() {
-            let at = |field: &str| format!("sinks.table[{i}].{field}");
-            if !valid_name(&t.name) {
-                return Err(err(at("name"), format!("{:?} must be 1-64 letters, digits, `-` or `_`", t.name)));
-            }
             if !table_names.insert(t.name.clone()) {
-                return Err(err(at("name"), format!("duplicate table {:?}", t.name)));
+                return Err(in_file(Problem::new(format!("sinks.table[{i}].name"), format!("duplicate table {:?}", t.name))));
             }
-            let key = match t.key {
-                RawKey::One(k) => vec![k],
-                RawKey::Many(k) => k,
-            };
-            if key.is_empty() || key.len() > 2 || key.iter().any(|k| k.is_empty()) {
-                return Err(err(at("key"), "must name one or two attributes: [partition] or [partition, sort]".into()));
-            }
-            let mode = match t.mode {
-                TableModeName::Put | TableModeName::PutIfAbsent => {
-                    if t.group_by.is_some() || !t.counters.is_empty() {
-                        return Err(err(at("mode"), "`group_by` and `counters` need mode = \"aggregate\"".into()));
-                    }
-                    if t.mode == TableModeName::Put { TableMode::Put } else { TableMode::PutIfAbsent }
-                }
-                TableModeName::Aggregate => {
-                    let group_by = t.group_by.ok_or_else(|| {
-                        err(at("group_by"), "mode = \"aggregate\" needs `group_by` (the field to group on)".into())
-                    })?;
-                    if key.len() != 1 {
-                        return Err(err(
-                            at("key"),
-                            "an aggregate table has one key attribute (holding the group)".into(),
-                        ));
-                    }
-                    if t.counters.is_empty() {
-                        return Err(err(at("counters"), "mode = \"aggregate\" needs at least one counter, e.g. { name = \"orders\", op = \"count\" }".into()));
-                    }
-                    let mut names = BTreeSet::new();
-                    let mut counters = Vec::new();
-                    for (j, c) in t.counters.into_iter().enumerate() {
-                        let at = |field: &str| format!("sinks.table[{i}].counters[{j}].{field}");
-                        if !valid_name(&c.name) || c.name == key[0] {
-                            return Err(err(
-                                at("name"),
-                                format!("{:?} must be a name (letters, digits, -, _) other than the key", c.name),
-                            ));
-                        }
-                        if !names.insert(c.name.clone()) {
-                            return Err(err(at("name"), format!("duplicate counter {:?}", c.name)));
-                        }
-                        match (c.op, &c.field) {
-                            (CounterOp::Sum, None) => {
-                                return Err(err(
-                                    at("field"),
-                                    "op = \"sum\" needs `field` (the numeric field to add)".into(),
-                                ));
-                            }
-                            (CounterOp::Count, Some(_)) => {
-                                return Err(err(at("field"), "op = \"count\" takes no `field`".into()));
-                            }
-                            _ => {}
-                        }
-                        counters.push(Counter { name: c.name, op: c.op, field: c.field });
-                    }
-                    TableMode::Aggregate { group_by, counters }
-                }
-            };
-            tables.push(TableConfig { name: t.name, key, mode });
+            tables.push(table(i, t).map_err(in_file)?);
         }
-
-        let notify = match raw.sinks.notify {
-            None => None,
-            Some(n) => {
-                if n.topic.trim().is_empty() {
-                    return Err(err("sinks.notify.topic".into(), "must not be empty".into()));
-                }
-                let when = match n.when {
-                    RawWhen::All(_) => None,
-                    RawWhen::Field(p) => {
-                        if p.op != PredicateOp::Exists && p.value.is_none() {
-                            return Err(err(
-                                "sinks.notify.when.value".into(),
-                                format!("op = \"{:?}\" needs a `value`", p.op).to_lowercase(),
-                            ));
-                        }
-                        Some(p)
-                    }
-                };
-                // SNS allows 10 message attributes; weir sends `pipeline` itself.
-                if n.attributes.len() > 9 {
-                    return Err(err(
-                        "sinks.notify.attributes".into(),
-                        format!(
-                            "at most 9 fields (SNS allows 10 message attributes, one is `pipeline`), got {}",
-                            n.attributes.len()
-                        ),
-                    ));
-                }
-                if let Some(a) = n.attributes.iter().find(|a| a.as_str() == "pipeline" || a.is_empty()) {
-                    return Err(err(
-                        "sinks.notify.attributes".into(),
-                        format!("{a:?} is reserved or empty; weir sends the `pipeline` attribute itself"),
-                    ));
-                }
-                Some(NotifyConfig { topic: n.topic, when, attributes: n.attributes, group_by: n.group_by })
-            }
-        };
-
-        let objects = match raw.sinks.objects {
-            None => None,
-            Some(o) => {
-                if o.bucket.trim().is_empty() {
-                    return Err(err("sinks.objects.bucket".into(), "must not be empty".into()));
-                }
-                let partition =
-                    PartitionTemplate::parse(&o.partition).map_err(|m| err("sinks.objects.partition".into(), m))?;
-                Some(ObjectsConfig { bucket: o.bucket, prefix: o.prefix, partition, format: o.format })
-            }
-        };
-
         Ok(Pipeline {
             file: file.to_path_buf(),
             name: raw.name,
             batch_size,
             stages,
             tables,
-            notify,
-            objects,
-            dead_letter: match raw.dead_letter {
-                None => None,
-                Some(d) => {
-                    if d.queue.trim().is_empty() {
-                        return Err(err("dead_letter.queue".into(), "must not be empty".into()));
-                    }
-                    if d.offload_bucket.as_ref().is_some_and(|b| b.trim().is_empty()) {
-                        return Err(err("dead_letter.offload_bucket".into(), "must not be empty when given".into()));
-                    }
-                    Some(DeadLetterConfig {
-                        queue: d.queue,
-                        offload_bucket: d.offload_bucket,
-                        offload_prefix: d.offload_prefix.unwrap_or_else(|| "dead-letters/".into()),
-                    })
-                }
-            },
+            notify: raw.sinks.notify.map(notify).transpose().map_err(in_file)?,
+            objects: raw.sinks.objects.map(objects).transpose().map_err(in_file)?,
+            dead_letter: raw.dead_letter.map(dead_letter).transpose().map_err(in_file)?,
             source: SourceConfig { prefix: raw.source.prefix, suffixes: raw.source.suffixes },
         })
     }
+}
+
+/// What a name may be (pipelines, stages, tables, counters).
+const NAME_RULE: &str = "must be 1-64 letters, digits, `-` or `_`";
+
+/// A field of the file that is not valid: its dotted path and what is wrong (what is allowed).
+/// [`Pipeline::from_raw`] adds the file.
+struct Problem {
+    path: String,
+    message: String,
+}
+
+impl Problem {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem { path: path.into(), message: message.into() }
+    }
+}
+
+/// `[[stages]]`: at least one, unique valid names, plugins resolved against `plugins` (the
+/// file's directory) unless deployed (`None`: the manifest names the artifacts).
+fn stages(raw: Vec<RawStage>, plugins: Option<&Path>) -> Result<Vec<StageConfig>, Problem> {
+    if raw.is_empty() {
+        return Err(Problem::new("stages", "a pipeline needs at least one stage ([[stages]])"));
+    }
+    let mut seen = BTreeSet::new();
+    let mut stages = Vec::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let at = |field: &str| format!("stages[{i}].{field}");
+        if !valid_name(&s.name) {
+            return Err(Problem::new(at("name"), format!("{:?} {NAME_RULE}", s.name)));
+        }
+        if !seen.insert(s.name.clone()) {
+            return Err(Problem::new(at("name"), format!("duplicate stage name {:?}; stage names must be unique", s.name)));
+        }
+        let plugin = match plugins {
+            Some(base) => parse_plugin_source(base, &s.plugin).map_err(|m| Problem::new(at("plugin"), m))?,
+            None => PluginSource::Published,
+        };
+        if let Some(sha) = &s.sha256
+            && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(Problem::new(at("sha256"), format!("{sha:?} is not a sha256 (64 hex digits)")));
+        }
+        s.limits.validate().map_err(|m| Problem::new(at("limits"), m))?;
+        stages.push(StageConfig {
+            name: s.name,
+            plugin,
+            sha256: s.sha256.map(|h| h.to_ascii_lowercase()),
+            config: s.config.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+            limits: s.limits,
+        });
+    }
+    Ok(stages)
+}
+
+/// `[[sinks.table]]` number `i`.
+fn table(i: usize, t: RawTable) -> Result<TableConfig, Problem> {
+    let at = |field: &str| format!("sinks.table[{i}].{field}");
+    if !valid_name(&t.name) {
+        return Err(Problem::new(at("name"), format!("{:?} {NAME_RULE}", t.name)));
+    }
+    let key = match t.key {
+        RawKey::One(k) => vec![k],
+        RawKey::Many(k) => k,
+    };
+    if key.is_empty() || key.len() > 2 || key.iter().any(|k| k.is_empty()) {
+        return Err(Problem::new(at("key"), "must name one or two attributes: [partition] or [partition, sort]"));
+    }
+    let mode = match t.mode {
+        TableModeName::Put | TableModeName::PutIfAbsent => {
+            if t.group_by.is_some() || !t.counters.is_empty() {
+                return Err(Problem::new(at("mode"), "`group_by` and `counters` need mode = \"aggregate\""));
+            }
+            if t.mode == TableModeName::Put { TableMode::Put } else { TableMode::PutIfAbsent }
+        }
+        TableModeName::Aggregate => {
+            let group_by = t.group_by.ok_or_else(|| {
+                Problem::new(at("group_by"), "mode = \"aggregate\" needs `group_by` (the field to group on)")
+            })?;
+            if key.len() != 1 {
+                return Err(Problem::new(at("key"), "an aggregate table has one key attribute (holding the group)"));
+            }
+            TableMode::Aggregate { group_by, counters: counters(i, &key[0], t.counters)? }
+        }
+    };
+    Ok(TableConfig { name: t.name, key, mode })
+}
+
+/// The counters of aggregate table `i`, whose key attribute is `key`.
+fn counters(i: usize, key: &str, raw: Vec<RawCounter>) -> Result<Vec<Counter>, Problem> {
+    if raw.is_empty() {
+        return Err(Problem::new(
+            format!("sinks.table[{i}].counters"),
+            "mode = \"aggregate\" needs at least one counter, e.g. { name = \"orders\", op = \"count\" }",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut counters = Vec::new();
+    for (j, c) in raw.into_iter().enumerate() {
+        let at = |field: &str| format!("sinks.table[{i}].counters[{j}].{field}");
+        if !valid_name(&c.name) || c.name == key {
+            return Err(Problem::new(
+                at("name"),
+                format!("{:?} must be a name (letters, digits, -, _) other than the key", c.name),
+            ));
+        }
+        if !names.insert(c.name.clone()) {
+            return Err(Problem::new(at("name"), format!("duplicate counter {:?}", c.name)));
+        }
+        match (c.op, &c.field) {
+            (CounterOp::Sum, None) => {
+                return Err(Problem::new(at("field"), "op = \"sum\" needs `field` (the numeric field to add)"));
+            }
+            (CounterOp::Count, Some(_)) => return Err(Problem::new(at("field"), "op = \"count\" takes no `field`")),
+            _ => {}
+        }
+        counters.push(Counter { name: c.name, op: c.op, field: c.field });
+    }
+    Ok(counters)
+}
+
+/// `[sinks.notify]`.
+fn notify(n: RawNotify) -> Result<NotifyConfig, Problem> {
+    if n.topic.trim().is_empty() {
+        return Err(Problem::new("sinks.notify.topic", "must not be empty"));
+    }
+    let when = match n.when {
+        RawWhen::All(_) => None,
+        RawWhen::Field(p) => {
+            if p.op != PredicateOp::Exists && p.value.is_none() {
+                let message = format!("op = \"{:?}\" needs a `value`", p.op).to_lowercase();
+                return Err(Problem::new("sinks.notify.when.value", message));
+            }
+            Some(p)
+        }
+    };
+    // SNS allows 10 message attributes; weir sends `pipeline` itself.
+    if n.attributes.len() > 9 {
+        return Err(Problem::new(
+            "sinks.notify.attributes",
+            format!(
+                "at most 9 fields (SNS allows 10 message attributes, one is `pipeline`), got {}",
+                n.attributes.len()
+            ),
+        ));
+    }
+    if let Some(a) = n.attributes.iter().find(|a| a.as_str() == "pipeline" || a.is_empty()) {
+        return Err(Problem::new(
+            "sinks.notify.attributes",
+            format!("{a:?} is reserved or empty; weir sends the `pipeline` attribute itself"),
+        ));
+    }
+    Ok(NotifyConfig { topic: n.topic, when, attributes: n.attributes, group_by: n.group_by })
+}
+
+/// `[sinks.objects]`.
+fn objects(o: RawObjects) -> Result<ObjectsConfig, Problem> {
+    if o.bucket.trim().is_empty() {
+        return Err(Problem::new("sinks.objects.bucket", "must not be empty"));
+    }
+    let partition = PartitionTemplate::parse(&o.partition).map_err(|m| Problem::new("sinks.objects.partition", m))?;
+    Ok(ObjectsConfig { bucket: o.bucket, prefix: o.prefix, partition, format: o.format })
+}
+
+/// `[dead_letter]`.
+fn dead_letter(d: RawDeadLetter) -> Result<DeadLetterConfig, Problem> {
+    if d.queue.trim().is_empty() {
+        return Err(Problem::new("dead_letter.queue", "must not be empty"));
+    }
+    if d.offload_bucket.as_ref().is_some_and(|b| b.trim().is_empty()) {
+        return Err(Problem::new("dead_letter.offload_bucket", "must not be empty when given"));
+    }
+    Ok(DeadLetterConfig {
+        queue: d.queue,
+        offload_bucket: d.offload_bucket,
+        offload_prefix: d.offload_prefix.unwrap_or_else(|| "dead-letters/".into()),
+    })
 }
 
 fn parse_plugin_source(base: &Path, raw: &str) -> Result<PluginSource, String> {

@@ -9,9 +9,11 @@
 //! table's location). A file without `[dead_letter]` gets one: rejects always reach the rejects
 //! queue.
 
+use std::path::Path;
+
 use super::Pipeline;
 use super::bindings::Bindings;
-use super::config::{DeadLetterConfig, TableConfig, TableMode};
+use super::config::{ConfigError, DeadLetterConfig, TableConfig, TableMode};
 
 /// The logical bucket name dead-letter offloads use in a deployed pipeline (bound to the output
 /// bucket), and their prefix there (terraform lets the function write it).
@@ -44,7 +46,25 @@ pub struct DeploymentError {
     pub names: String,
 }
 
+/// Why a published pipeline file cannot run on a deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("the manifest has no pipeline file (`definition`): publish with `weir publish --definition weir.toml`")]
+    NoDefinition,
+    #[error(transparent)]
+    Definition(#[from] ConfigError),
+    #[error(transparent)]
+    Binding(#[from] DeploymentError),
+}
+
 impl Deployment {
+    /// Parses a published pipeline file (`file` names where it came from, for messages) and
+    /// binds it ([`Deployment::bind`]).
+    pub fn load(&self, file: &Path, definition: Option<&str>) -> Result<(Pipeline, Bindings), DeployError> {
+        let text = definition.ok_or(DeployError::NoDefinition)?;
+        Ok(self.bind(Pipeline::parse_deployed(file, text)?)?)
+    }
+
     /// The pipeline as this deployment runs it, and where its logical names point.
     pub fn bind(&self, mut pipeline: Pipeline) -> Result<(Pipeline, Bindings), DeploymentError> {
         let mut bindings = Bindings::default();

@@ -266,35 +266,23 @@ impl<T: Transform> Runner<T> {
     /// them. Every other message is done: delivered, filtered, or in the dead-letter queue.
     pub fn run_sqs_event(
         &mut self,
-        records: &[serde_json::Value],
+        messages: &[crate::source::lambda::SqsMessage],
         objects: &crate::source::objects::Objects,
     ) -> Result<BTreeMap<String, String>, RunError> {
-        use crate::source::lambda::{Envelope, envelope, read_objects, sqs_records};
+        use crate::source::lambda::{Message, message, read_objects};
         let mut failed = BTreeMap::new();
         // Records first (in memory, quick), then the objects, one message at a time.
         let mut plain = Vec::new();
         let mut object_messages = Vec::new();
-        for (i, m) in records.iter().enumerate() {
-            let id = m.get("messageId").and_then(serde_json::Value::as_str).map(String::from);
-            let id = id.unwrap_or_else(|| format!("sqs#{}", i + 1));
-            match m.get("body").and_then(serde_json::Value::as_str).map(envelope) {
-                Some(Envelope::S3(refs)) => {
-                    // SQS counts receives: on the first, no checkpoint can exist yet.
-                    let receives = m.pointer("/attributes/ApproximateReceiveCount").and_then(serde_json::Value::as_str);
-                    let redelivered = receives.and_then(|n| n.parse::<u32>().ok()).is_none_or(|n| n > 1);
-                    object_messages.push((id, refs, redelivered))
-                }
-                Some(Envelope::TestEvent) => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
-                Some(Envelope::Notification(message)) => {
-                    let mut m = m.clone();
-                    m["body"] = serde_json::Value::String(message);
-                    plain.push(m);
-                }
-                _ => plain.push(m.clone()),
+        for (i, m) in messages.iter().enumerate() {
+            match message(i, m) {
+                Message::Item(item) => plain.push(item),
+                Message::Objects { id, refs, redelivered } => object_messages.push((id, refs, redelivered)),
+                Message::Skip { id } => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
             }
         }
         if !plain.is_empty() {
-            failed.extend(self.run_items(sqs_records(&plain).into_iter(), Drain::Each, |_| {})?);
+            failed.extend(self.run_items(plain.into_iter(), Drain::Each, |_| {})?);
         }
         for (id, refs, redelivered) in object_messages {
             // The rows of its objects, as one unit: any failed row fails the message (a

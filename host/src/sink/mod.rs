@@ -27,7 +27,7 @@ pub mod table;
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use crate::report::Emitted;
@@ -68,12 +68,31 @@ pub struct SinkReport {
     pub failed: Vec<Failed>,
 }
 
-/// A sink failed as a whole.
+/// A sink failed as a whole: nothing of the batch may be assumed written. The runner fails the
+/// batch's inputs, and they are retried. Per-record problems are not errors: they are the
+/// [`SinkReport`]'s `unwritable` and `failed` entries.
 #[derive(Debug, thiserror::Error)]
-#[error("sink `{sink}`: {message}")]
-pub struct SinkError {
-    pub sink: String,
-    pub message: String,
+pub enum SinkError {
+    #[error("sink `{sink}`: {path}: {source}")]
+    Io { sink: String, path: PathBuf, source: std::io::Error },
+    #[error("sink `{sink}`: local database: {source}")]
+    Database { sink: String, source: rusqlite::Error },
+    #[error("sink `{sink}`: encoding: {source}")]
+    Encode { sink: String, source: serde_json::Error },
+    #[error("sink `{sink}`: building a request: {source}")]
+    Request { sink: String, source: aws_sdk_dynamodb::error::BuildError },
+}
+
+impl SinkError {
+    /// The sink that failed (`table:orders`, `notify:big-orders`).
+    pub fn sink(&self) -> &str {
+        match self {
+            SinkError::Io { sink, .. }
+            | SinkError::Database { sink, .. }
+            | SinkError::Encode { sink, .. }
+            | SinkError::Request { sink, .. } => sink,
+        }
+    }
 }
 
 /// What a sink's write (or a dead-letter sink's send) returns: a future the runner drives, with
@@ -91,7 +110,7 @@ pub trait Sink: Send {
 
 /// Opens a file for appending, creating it and its directory.
 pub(crate) fn append_file(path: &Path, sink: &str) -> Result<BufWriter<File>, SinkError> {
-    let err = |e: std::io::Error| SinkError { sink: sink.into(), message: format!("{}: {e}", path.display()) };
+    let err = |source| SinkError::Io { sink: sink.into(), path: path.to_path_buf(), source };
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(err)?;
     }

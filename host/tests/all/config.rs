@@ -6,35 +6,57 @@ use std::path::Path;
 
 use weir_host::pipeline::Pipeline;
 
+/// Checks one case: the message for `tests/ui/<case>.toml` is `tests/ui/<case>.err`.
+fn check(case: &str) {
+    let file = Path::new("tests/ui").join(format!("{case}.toml"));
+    let actual = match Pipeline::load(&file) {
+        Ok(_) => "(accepted)".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let err_file = file.with_extension("err");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&err_file, format!("{actual}\n")).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&err_file).unwrap_or_default();
+    assert_eq!(expected.trim_end(), actual, "{}", file.display());
+}
+
+/// One test per case, named after it.
+macro_rules! ui_cases {
+    ($($case:ident),* $(,)?) => {
+        $(#[test] fn $case() { check(stringify!($case)); })*
+        const CASES: &[&str] = &[$(stringify!($case)),*];
+    };
+}
+
+ui_cases!(
+    aggregate_without_group_by,
+    bad_config_value,
+    bad_limits,
+    bad_mode,
+    bad_partition,
+    bad_sha,
+    duplicate_stage,
+    missing_plugin,
+    no_stages,
+    sum_without_field,
+    syntax_error,
+    unknown_field,
+    unknown_limit,
+    when_without_value,
+    wrong_type,
+);
+
 #[test]
-fn bad_pipeline_files_get_messages_naming_file_field_and_what_is_allowed() {
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut cases: Vec<_> = std::fs::read_dir("tests/ui")
+fn every_case_file_has_a_test() {
+    let mut files: Vec<String> = std::fs::read_dir("tests/ui")
         .expect("tests/ui")
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(String::from))
         .collect();
-    cases.sort();
-    assert!(cases.len() >= 10, "{cases:?}");
-    let mut failures = Vec::new();
-    for case in &cases {
-        let relative = Path::new("tests/ui").join(case.file_name().unwrap());
-        let actual = match Pipeline::load(&relative) {
-            Ok(_) => "(accepted)".to_string(),
-            Err(e) => e.to_string(),
-        };
-        let err_file = case.with_extension("err");
-        if bless {
-            std::fs::write(&err_file, format!("{actual}\n")).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&err_file).unwrap_or_default();
-        if expected.trim_end() != actual {
-            failures.push(format!("{}\n  expected: {}\n  actual:   {actual}", case.display(), expected.trim_end()));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    files.sort();
+    assert_eq!(files, CASES, "add the new case to ui_cases!");
 }
 
 #[test]

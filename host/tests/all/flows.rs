@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use weir_host::aws::Aws;
 use weir_host::pipeline::{Bindings, Pipeline, Runner, build};
 use weir_host::sink::table::dynamodb::from_attribute;
+use weir_host::source::lambda::SqsMessage;
 use weir_host::source::objects::Objects;
 use weir_host::{Chain, StageSpec};
 use weir_test_artifacts as wasm;
@@ -330,7 +331,7 @@ fn consume(world: &World, runner: &mut Runner, objects: &Objects) -> (usize, usi
         if received.is_empty() {
             return (done, failed);
         }
-        let records: Vec<Value> = received.iter().map(|(r, _)| r.clone()).collect();
+        let records = messages(received.iter().map(|(r, _)| r.clone()).collect());
         let failures = runner.run_sqs_event(&records, objects).expect("runner");
         for (record, handle) in &received {
             if failures.contains_key(record["messageId"].as_str().unwrap()) {
@@ -507,12 +508,19 @@ fn c_an_s3_event_wrapped_in_sns_inside_sqs_becomes_rows() {
 }
 
 /// A Lambda SQS event of these orders, with fixed message ids.
-fn event(orders: &[Value]) -> Vec<Value> {
-    orders
-        .iter()
-        .enumerate()
-        .map(|(i, o)| json!({"messageId": format!("msg-{i:04}"), "body": o.to_string(), "eventSource": "aws:sqs"}))
-        .collect()
+fn event(orders: &[Value]) -> Vec<SqsMessage> {
+    messages(
+        orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| json!({"messageId": format!("msg-{i:04}"), "body": o.to_string(), "eventSource": "aws:sqs"}))
+            .collect(),
+    )
+}
+
+/// SQS event records as Lambda's types read them.
+fn messages(records: Vec<Value>) -> Vec<SqsMessage> {
+    serde_json::from_value(Value::Array(records)).expect("SQS event records")
 }
 
 #[test]
@@ -561,7 +569,7 @@ fn e_faults_between_weir_and_aws_lose_nothing_and_duplicate_nothing() {
         let failed = runner.run_sqs_event(&pending, &objects).expect("runner");
         failed_any += failed.len();
         // Exactly the failed messages are redelivered, as SQS does with batchItemFailures.
-        pending.retain(|r| failed.contains_key(r["messageId"].as_str().unwrap()));
+        pending.retain(|m| failed.contains_key(m.message_id.as_deref().unwrap()));
     }
     let stats = runner.stats();
     assert!(stats.is_conserved(), "{stats:?}");

@@ -100,6 +100,7 @@ fn notifications_filter_by_predicate_and_carry_attributes() {
     let when = Predicate { field: "total".into(), op: PredicateOp::Gt, value: Some(toml::Value::Integer(100)) };
     let mut n = NotifyFile::new(
         dir.path(),
+        "orders",
         NotifyConfig {
             topic: "big".into(),
             when: Some(when),
@@ -115,7 +116,8 @@ fn notifications_filter_by_predicate_and_carry_attributes() {
     let line: Value =
         serde_json::from_str(std::fs::read_to_string(dir.path().join("notifications.jsonl")).unwrap().trim()).unwrap();
     assert_eq!(line["topic"], "big");
-    assert_eq!(line["attributes"], serde_json::json!({"currency":"EUR","n":"3"}));
+    // As SNS gets them: `n` is a number, so a Number attribute, written as text.
+    assert_eq!(line["attributes"], serde_json::json!({"currency":"EUR","n":"3","pipeline":"orders","weir_chain":"test"}));
     assert_eq!(line["record_id"], "a");
 }
 
@@ -291,9 +293,22 @@ fn envelopes() {
     assert_eq!(envelope(r#"{"Event":"s3:TestEvent"}"#), Envelope::TestEvent);
     assert_eq!(envelope(r#"{"a":1}"#), Envelope::Plain);
     assert_eq!(envelope("not json"), Envelope::Plain);
-    let sns = serde_json::json!({"Type":"Notification","Message":"{\"Records\":[{\"eventSource\":\"aws:s3\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"a%2Fb+c.csv\"}}}]}"});
+    let record = serde_json::json!({
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2024-05-01T00:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {}, "s3": {"bucket": {"name": "b"}, "object": {"key": "a%2Fb+c.csv"}}
+    });
+    let notification = |records: serde_json::Value| {
+        serde_json::json!({"Type": "Notification", "Message": serde_json::json!({"Records": records}).to_string()})
+    };
+    let sns = notification(serde_json::json!([record]));
     let Envelope::S3(objects) = envelope(&sns.to_string()) else { panic!() };
     assert_eq!((objects[0].bucket.as_str(), objects[0].key.as_str()), ("b", "a/b c.csv"));
+    // S3 records without a bucket: unreadable, with the reason, not a record.
+    let bare = notification(serde_json::json!([{"eventSource": "aws:s3", "s3": {"object": {"key": "k"}}}]));
+    let Envelope::Malformed(reason) = envelope(&bare.to_string()) else { panic!() };
+    assert!(reason.contains("cannot be read") && reason.contains("missing field"), "{reason}");
     let plain_sns = serde_json::json!({"Type":"Notification","Message":"{\"order\":1}"});
     assert_eq!(
         envelope(&plain_sns.to_string()),

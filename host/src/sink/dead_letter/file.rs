@@ -1,9 +1,11 @@
-//! The local twin of the dead-letter queue: `rejected.jsonl`.
+//! The local twin of the dead-letter queue: `rejected.jsonl`, one letter per line (stage, kind,
+//! reason, the record, its source id, the original and the chain), by the rules the SQS twin
+//! follows ([`super::message`]: the reason cut the same way).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{DeadLetter, DeadLetterSink};
+use super::{DeadLetter, DeadLetterSink, message};
 use crate::sink::{Failed, SinkError, SinkFuture, append_file};
 
 /// `rejected.jsonl`.
@@ -36,12 +38,17 @@ impl RejectedFile {
         }
         let sink = format!("dead-letter:{}", self.queue);
         let mut out = append_file(&self.path, &sink)?;
-        for l in letters {
-            let line =
-                serde_json::to_string(l).map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
-            writeln!(out, "{line}").map_err(|e| SinkError { sink: sink.clone(), message: e.to_string() })?;
+        let io = |sink: &str, source| SinkError::Io { sink: sink.into(), path: self.path.clone(), source };
+        for letter in letters {
+            // What the queue gets: the same reason, cut as SQS's attribute is. A letter too
+            // large for SQS is whole here, as it is whole in S3 behind the pointer the deployed
+            // function sends (it always has an offload bucket).
+            let m = message(letter);
+            let mut line = serde_json::to_value(letter).map_err(|source| SinkError::Encode { sink: sink.clone(), source })?;
+            line["reason"] = serde_json::Value::String(m.attributes.get("reason").cloned().unwrap_or_default());
+            writeln!(out, "{line}").map_err(|source| io(&sink, source))?;
         }
-        out.flush().map_err(|e| SinkError { sink, message: e.to_string() })?;
+        out.flush().map_err(|source| io(&sink, source))?;
         Ok(Vec::new())
     }
 }

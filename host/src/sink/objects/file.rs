@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::{ObjectsConfig, plan_objects, render_rows};
-use crate::sink::{Delivery, Sink, SinkError, SinkFuture, SinkReport};
+use crate::sink::{Delivery, Sink, SinkError, SinkFuture, SinkReport, Unwritable};
 
 /// Object files under `objects/`.
 pub struct ObjectFiles {
@@ -39,21 +40,28 @@ impl Sink for ObjectFiles {
 
 impl ObjectFiles {
     fn write_now(&mut self, delivery: &Delivery<'_>) -> Result<SinkReport, SinkError> {
-        let err = |e: &dyn std::fmt::Display| SinkError {
-            sink: format!("objects:{}", self.config.bucket),
-            message: e.to_string(),
-        };
+        let sink = || format!("objects:{}", self.config.bucket);
         let mut report = SinkReport::default();
         for (key, rows) in self.plan(delivery) {
             let path = self.root.join(&self.config.bucket).join(&key);
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).map_err(|e| err(&e))?;
-            }
-            let bytes = render_rows(self.config.format, &rows).map_err(|e| err(&e))?;
-            // Write-then-rename: a crash never leaves half a file under the final name.
-            let tmp = path.with_extension("tmp");
-            fs::write(&tmp, bytes).map_err(|e| err(&e))?;
-            fs::rename(&tmp, &path).map_err(|e| err(&e))?;
+            let io = |source| SinkError::Io { sink: sink(), path: path.clone(), source };
+            let parent = path.parent().unwrap_or(&self.root);
+            fs::create_dir_all(parent).map_err(io)?;
+            let bytes = match render_rows(self.config.format, &rows) {
+                Ok(bytes) => bytes,
+                // As on S3: the rows that cannot be rendered are unwritable, the rest go on.
+                Err(e) => {
+                    let reason = format!("cannot render CSV: {e}");
+                    let rows = rows.iter().map(|(index, _)| Unwritable { index: *index, reason: reason.clone() });
+                    report.unwritable.extend(rows);
+                    continue;
+                }
+            };
+            // A temporary file renamed into place: a crash never leaves half a file under the
+            // final name.
+            let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io)?;
+            tmp.write_all(&bytes).map_err(io)?;
+            tmp.persist(&path).map_err(|e| io(e.error))?;
             report.written += rows.len();
         }
         Ok(report)

@@ -1,4 +1,4 @@
-//! S3 objects sink: the production twin of [`local::ObjectFiles`](super::local::ObjectFiles).
+//! S3 objects sink: the production twin of [`file::ObjectFiles`](super::file::ObjectFiles).
 //!
 //! Each batch becomes one file per partition, `<prefix><partition>part-<hash>.<ext>`, JSON
 //! Lines or CSV with a header, under a Hive-style template such as `dt={date}/`, so Glue and
@@ -76,7 +76,7 @@ impl S3Objects {
 
 impl Sink for S3Objects {
     fn name(&self) -> String {
-        format!("s3:{}", self.bucket)
+        format!("objects:{}", self.config.bucket)
     }
 
     fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {

@@ -1,4 +1,4 @@
-//! DynamoDB table sink: the production twin of [`local::TableSink`](super::local::TableSink),
+//! DynamoDB table sink: the production twin of [`sqlite::TableSink`](super::sqlite::TableSink),
 //! with the same three modes.
 //!
 //! - `put`: `BatchWriteItem` in groups of 25 (DynamoDB's limit), a bounded number of groups in
@@ -26,7 +26,6 @@
 //! concurrently with the other sinks of the batch.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -139,10 +138,6 @@ impl DynamoTable {
         }
     }
 
-    fn error(&self, message: impl std::fmt::Display) -> SinkError {
-        SinkError { sink: self.name(), message: message.to_string() }
-    }
-
     /// The item for a record, or why it cannot be one.
     /// The item a record makes, by the rules both backends share ([`rules::item`]).
     fn item(&self, body: &str, chain: &str) -> Result<(Map<String, Value>, Item), String> {
@@ -155,44 +150,23 @@ impl DynamoTable {
     /// `put`: groups of 25 in flight, at most `concurrency` at once. A group that cannot be
     /// written fails its records (they are retried with their inputs).
     async fn put_all(&self, items: Vec<(Vec<usize>, Item)>, report: &mut SinkReport) -> Result<(), SinkError> {
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut groups = Vec::new();
         for chunk in items.chunks(BATCH_WRITE_MAX) {
             let indexes: Vec<usize> = chunk.iter().flat_map(|(ix, _)| ix.iter().copied()).collect();
             let requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|(_, item)| {
-                    let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| self.error(e))?;
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map_err(|source| SinkError::Request { sink: self.name(), source })?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, SinkError>>()?;
-            let permit = semaphore.clone().acquire_owned().await.map_err(|e| self.error(e))?;
-            let (client, table, backoff) = (self.client.clone(), self.table_name.clone(), self.backoff);
-            tasks.spawn(async move {
-                let _permit = permit;
-                let mut pending = requests;
-                for attempt in 0..=backoff.attempts {
-                    let out = match client.batch_write_item().request_items(&table, pending.clone()).send().await {
-                        Ok(out) => out,
-                        Err(e) => {
-                            let reason = format!("BatchWriteItem: {}", crate::aws::describe(&e));
-                            return (indexes, Err(reason));
-                        }
-                    };
-                    pending = out.unprocessed_items().and_then(|u| u.get(&table)).cloned().unwrap_or_default();
-                    if pending.is_empty() {
-                        return (indexes, Ok(()));
-                    }
-                    if attempt < backoff.attempts {
-                        tokio::time::sleep(backoff.delay(attempt)).await;
-                    }
-                }
-                let reason = format!("{} items still unprocessed after {} retries", pending.len(), backoff.attempts);
-                (indexes, Err(reason))
-            });
+            groups.push((indexes, requests));
         }
-        while let Some(done) = tasks.join_next().await {
-            let (indexes, result) = done.map_err(|e| self.error(e))?;
+        let writes = groups.into_iter().map(|(indexes, requests)| async move { (indexes, self.put_group(requests).await) });
+        for (indexes, result) in futures_bounded(self.concurrency.max(1), writes).await {
             match result {
                 Ok(()) => report.written += indexes.len(),
                 Err(reason) => {
@@ -203,15 +177,35 @@ impl DynamoTable {
         Ok(())
     }
 
+    /// One `BatchWriteItem` group, its `UnprocessedItems` retried with backoff.
+    async fn put_group(&self, mut pending: Vec<WriteRequest>) -> Result<(), String> {
+        let table = &self.table_name;
+        for attempt in 0..=self.backoff.attempts {
+            let out = match self.client.batch_write_item().request_items(table, pending.clone()).send().await {
+                Ok(out) => out,
+                Err(e) => return Err(format!("BatchWriteItem: {}", crate::aws::describe(&e))),
+            };
+            pending = out.unprocessed_items().and_then(|u| u.get(table)).cloned().unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if attempt < self.backoff.attempts {
+                tokio::time::sleep(self.backoff.delay(attempt)).await;
+            }
+        }
+        Err(format!("{} items still unprocessed after {} retries", pending.len(), self.backoff.attempts))
+    }
+
     /// `put-if-absent`: one conditional `PutItem` per record, `concurrency` at once. `Ok(true)`
     /// written, `Ok(false)` already present (a redelivery), `Err` failed for now.
-    async fn put_if_absent(client: Client, table: String, key: String, item: Item) -> Result<bool, String> {
-        let result = client
+    async fn put_if_absent(&self, item: Item) -> Result<bool, String> {
+        let result = self
+            .client
             .put_item()
-            .table_name(&table)
+            .table_name(&self.table_name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", key)
+            .expression_attribute_names("#k", &self.config.key[0])
             .send()
             .await;
         match result {
@@ -401,28 +395,21 @@ impl DynamoTable {
                 self.put_all(items, &mut report).await?;
             }
             TableMode::PutIfAbsent => {
-                let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1) * BATCH_WRITE_MAX));
-                let mut tasks = tokio::task::JoinSet::new();
                 // The first record of a key in the batch wins, as in order (and as the local
                 // twin does): later ones change nothing and send no request that could race it.
                 let mut keys = std::collections::HashSet::new();
+                let mut puts = Vec::new();
                 for (index, (map, item)) in ok {
                     let key: Vec<String> =
                         self.config.key.iter().map(|k| map.get(k).map(Value::to_string).unwrap_or_default()).collect();
-                    if !keys.insert(key) {
+                    if keys.insert(key) {
+                        puts.push(async move { (index, self.put_if_absent(item).await) });
+                    } else {
                         report.unchanged += 1;
-                        continue;
                     }
-                    let permit = semaphore.clone().acquire_owned().await.map_err(|e| self.error(e))?;
-                    let (client, table, key) =
-                        (self.client.clone(), self.table_name.clone(), self.config.key[0].clone());
-                    tasks.spawn(async move {
-                        let _permit = permit;
-                        (index, Self::put_if_absent(client, table, key, item).await)
-                    });
                 }
-                while let Some(done) = tasks.join_next().await {
-                    match done.map_err(|e| self.error(e))? {
+                for done in futures_bounded(self.concurrency.max(1) * BATCH_WRITE_MAX, puts.into_iter()).await {
+                    match done {
                         (_, Ok(true)) => report.written += 1,
                         (_, Ok(false)) => report.unchanged += 1,
                         (index, Err(reason)) => report.failed.push(Failed { index, reason }),
@@ -492,6 +479,8 @@ struct GroupResult {
 }
 
 /// Runs futures with at most `limit` in flight, in order of completion.
+/// Runs `futures` at most `limit` at a time, on the caller's task: the one concurrency pattern
+/// of this sink's three modes.
 async fn futures_bounded<F: std::future::Future>(limit: usize, futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     use futures_util::stream::StreamExt;
     futures_util::stream::iter(futures).buffer_unordered(limit).collect().await
@@ -499,7 +488,7 @@ async fn futures_bounded<F: std::future::Future>(limit: usize, futures: impl Ite
 
 impl Sink for DynamoTable {
     fn name(&self) -> String {
-        format!("dynamodb:{}", self.table_name)
+        format!("table:{}", self.config.name)
     }
 
     fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {

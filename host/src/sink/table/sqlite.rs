@@ -24,11 +24,12 @@ pub struct Database {
 impl Database {
     /// Opens (creating) `<dir>/weir.db`.
     pub fn open(dir: &Path) -> Result<Self, SinkError> {
-        let err = |e: &dyn std::fmt::Display| SinkError { sink: "database".into(), message: e.to_string() };
-        fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        let sink = || "database".to_string();
+        fs::create_dir_all(dir).map_err(|source| SinkError::Io { sink: sink(), path: dir.to_path_buf(), source })?;
         let path = dir.join("weir.db");
-        let conn = Connection::open(&path).map_err(|e| err(&e))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;").map_err(|e| err(&e))?;
+        let db = |source| SinkError::Database { sink: sink(), source };
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;").map_err(db)?;
         Ok(Database { conn: Arc::new(Mutex::new(conn)), path })
     }
 
@@ -74,8 +75,8 @@ impl TableSink {
         Ok(sink)
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> SinkError {
-        SinkError { sink: self.name(), message: e.to_string() }
+    fn error(&self, source: rusqlite::Error) -> SinkError {
+        SinkError::Database { sink: self.name(), source }
     }
 }
 
@@ -166,7 +167,8 @@ impl TableSink {
                     }
                     let encoded: BTreeMap<&String, String> =
                         values.iter().map(|(k, v)| (k, v.normalize().to_string())).collect();
-                    let encoded = serde_json::to_string(&encoded).map_err(|e| self.error(e))?;
+                    let encoded = serde_json::to_string(&encoded)
+                        .map_err(|source| SinkError::Encode { sink: self.name(), source })?;
                     tx.execute(
                         &format!("INSERT INTO {table} (grp, counters) VALUES (?1, ?2) ON CONFLICT (grp) DO UPDATE SET counters = excluded.counters"),
                         params![group, encoded],
@@ -190,7 +192,7 @@ pub struct Group {
 
 /// Reads an aggregate table back: every group, sorted by key.
 pub fn read_aggregates(db: &Database, table: &str) -> Result<Vec<Group>, SinkError> {
-    let err = |e: rusqlite::Error| SinkError { sink: format!("table:{table}"), message: e.to_string() };
+    let err = |source| SinkError::Database { sink: format!("table:{table}"), source };
     let conn = db.lock();
     let mut stmt =
         conn.prepare(&format!("SELECT grp, counters FROM {} ORDER BY grp", quote_ident("a_", table))).map_err(err)?;
@@ -205,7 +207,7 @@ pub fn read_aggregates(db: &Database, table: &str) -> Result<Vec<Group>, SinkErr
 
 /// Lists the aggregate tables in a database.
 pub fn aggregate_tables(db: &Database) -> Result<Vec<String>, SinkError> {
-    let err = |e: rusqlite::Error| SinkError { sink: "database".into(), message: e.to_string() };
+    let err = |source| SinkError::Database { sink: "database".into(), source };
     let conn = db.lock();
     let mut stmt = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'a\\_%' ESCAPE '\\' ORDER BY name")
@@ -219,7 +221,7 @@ pub fn count_items(db: &Database, table: &str) -> Result<u64, SinkError> {
     let conn = db.lock();
     conn.query_row(&format!("SELECT COUNT(*) FROM {}", quote_ident("t_", table)), [], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
-        .map_err(|e| SinkError { sink: format!("table:{table}"), message: e.to_string() })
+        .map_err(|source| SinkError::Database { sink: format!("table:{table}"), source })
 }
 
 /// Reads one item of an item table.
@@ -231,5 +233,5 @@ pub fn get_item(db: &Database, table: &str, pk: &str, sk: &str) -> Result<Option
         |r| r.get(0),
     )
     .optional()
-    .map_err(|e| SinkError { sink: format!("table:{table}"), message: e.to_string() })
+    .map_err(|source| SinkError::Database { sink: format!("table:{table}"), source })
 }
