@@ -1,5 +1,8 @@
-# weir: S3 object-created events and SQS batches flow through user WebAssembly plugins
-# in one Lambda, into DynamoDB, SNS, S3 (queryable with Athena) and a rejects queue.
+# weir: S3 object-created events and SQS batches flow through user WebAssembly plugins,
+# one Lambda per pipeline, into the DynamoDB tables, SNS topics, S3 prefixes (queryable
+# with Athena) and rejects queue that the pipeline's plan names.
+# Shared: the plugins, input and output buckets, the alerts topic, the dashboard, the
+# Glue database and Athena workgroup. Per pipeline (var.pipelines): everything else.
 # Each concern is a module; this file only wires them together.
 
 module "storage" {
@@ -10,18 +13,30 @@ module "storage" {
   tags          = var.tags
 }
 
+# After the public access blocks (module.storage) and the bindings documents
+# (module.function): see the module's header.
+module "bucket_policies" {
+  source = "./modules/bucket_policies"
+
+  buckets = module.storage.ids
+
+  depends_on = [module.storage, module.function]
+}
+
 module "ingest" {
   source = "./modules/ingest"
 
-  name                          = local.prefix
-  account_id                    = local.account_id
+  name       = var.name
+  account_id = local.account_id
+  pipelines = { for k, p in var.pipelines : k => {
+    visibility_timeout_seconds = local.pipelines[k].visibility_timeout_seconds
+    max_receive_count          = p.queue_max_receive_count
+    rejects_queue_name         = local.pipelines[k].rejects_queue_name
+    s3                         = contains(keys(local.s3_inputs), k) ? { via_sns = local.s3_inputs[k].via_sns } : null
+  } }
+  rules                         = local.s3_rules
   input_bucket_id               = module.storage.ids["input"]
   input_bucket_arn              = module.storage.arns["input"]
-  filter_prefix                 = var.input_prefix
-  filter_suffix                 = var.input_suffix
-  enable_input_events_topic     = var.enable_input_events_topic
-  visibility_timeout_seconds    = local.visibility_timeout_seconds
-  max_receive_count             = var.queue_max_receive_count
   message_retention_seconds     = var.queue_message_retention_seconds
   dlq_message_retention_seconds = var.dlq_message_retention_seconds
   sns_kms_key_arn               = var.sns_kms_key_arn
@@ -31,9 +46,9 @@ module "ingest" {
 module "tables" {
   source = "./modules/tables"
 
-  name                = local.prefix
-  results_keys        = var.results_table_keys
-  aggregates_keys     = var.aggregates_table_keys
+  tables = merge([for k, p in local.pipelines : {
+    for l, t in p.tables : t.name => { hash_key = t.hash_key, range_key = t.range_key }
+  }]...)
   ttl_attribute       = var.ttl_attribute
   deletion_protection = var.table_deletion_protection
   tags                = var.tags
@@ -42,64 +57,72 @@ module "tables" {
 module "notifications" {
   source = "./modules/notifications"
 
-  name                        = local.prefix
-  account_id                  = local.account_id
-  create_example_subscription = var.create_notify_example_subscription
-  example_filter_policy       = local.notify_filter_policy
-  alerts_email                = var.alerts_email
-  sns_kms_key_arn             = var.sns_kms_key_arn
-  tags                        = var.tags
+  name       = var.name
+  account_id = local.account_id
+  topics = merge([for k, p in local.pipelines : {
+    for l, t in p.topics : t.name => { fifo = t.fifo }
+  }]...)
+  alerts_email    = var.alerts_email
+  sns_kms_key_arn = var.sns_kms_key_arn
+  tags            = var.tags
 }
 
 module "function" {
-  source = "./modules/function"
+  source   = "./modules/function"
+  for_each = var.pipelines
 
-  name                    = local.prefix
-  pipeline                = var.pipeline
-  zip_path                = local.lambda_zip_path
-  architecture            = var.lambda_architecture
-  memory_mb               = var.lambda_memory_mb
-  timeout_seconds         = var.lambda_timeout_seconds
-  reserved_concurrency    = var.lambda_reserved_concurrency
-  log_retention_days      = var.log_retention_days
-  plugins_bucket_name     = module.storage.ids["plugins"]
-  plugins_bucket_arn      = module.storage.arns["plugins"]
-  manifest_key            = local.manifest_key
-  input_bucket_arn        = module.storage.arns["input"]
-  input_prefix            = var.input_prefix
-  output_bucket_name      = local.bucket_names.output
-  output_bucket_arn       = local.output_bucket_arn
-  output_prefix           = var.output_prefix
-  results_table_name      = module.tables.names["results"]
-  results_table_arn       = module.tables.arns["results"]
-  aggregates_table_name   = module.tables.names["aggregates"]
-  aggregates_table_arn    = module.tables.arns["aggregates"]
-  notify_topic_arn        = module.notifications.notify_topic_arn
+  name                 = local.pipelines[each.key].prefix
+  pipeline             = each.key
+  zip_path             = local.lambda_zip_path
+  architecture         = var.lambda_architecture
+  memory_mb            = each.value.memory_mb
+  timeout_seconds      = each.value.timeout_seconds
+  reserved_concurrency = each.value.reserved_concurrency
+  log_retention_days   = var.log_retention_days
+  plugins_bucket_name  = module.storage.ids["plugins"]
+  plugins_bucket_arn   = module.storage.arns["plugins"]
+  manifest_key         = local.pipelines[each.key].manifest_key
+  bindings_key         = local.pipelines[each.key].bindings_key
+  input_bucket_arn     = module.storage.arns["input"]
+  input_prefix         = try(local.s3_inputs[each.key].prefix, null)
+  output_bucket_name   = local.bucket_names.output
+  output_bucket_arn    = local.output_bucket_arn
+  tables = { for l, t in local.pipelines[each.key].tables : l => {
+    name      = t.name
+    arn       = module.tables.arns[t.name]
+    hash_key  = t.hash_key
+    range_key = t.range_key
+  } }
+  topics                  = { for l, t in local.pipelines[each.key].topics : l => { arn = module.notifications.topic_arns[t.name] } }
+  objects                 = { for l, o in local.pipelines[each.key].objects : l => { prefix = o.prefix } }
+  dead_letters_prefix     = local.pipelines[each.key].dead_letters_prefix
+  checkpoints_prefix      = local.pipelines[each.key].checkpoints_prefix
+  rejects_queue_arn       = module.ingest.pipelines[each.key].rejects_queue_arn
+  rejects_queue_url       = module.ingest.pipelines[each.key].rejects_queue_url
+  input_queue_arn         = module.ingest.pipelines[each.key].input_queue_arn
   sns_kms_key_arn         = var.sns_kms_key_arn
-  input_queue_arn         = module.ingest.input_queue_arn
-  rejects_queue_arn       = module.ingest.rejects_queue_arn
-  rejects_queue_url       = module.ingest.rejects_queue_url
-  refresh_seconds         = var.refresh_seconds
-  signing_keys            = var.signing_keys
+  refresh_seconds         = each.value.refresh_seconds
+  signing_keys            = each.value.signing_keys
   cache_dir               = var.cache_dir
   rust_log                = var.rust_log
-  batch_size              = var.batch_size
-  batching_window_seconds = var.batching_window_seconds
-  max_concurrency         = var.max_concurrency
+  batch_size              = each.value.batch_size
+  batching_window_seconds = each.value.batching_window_seconds
+  max_concurrency         = each.value.max_concurrency
   tags                    = var.tags
 }
 
 module "monitoring" {
   source = "./modules/monitoring"
 
-  name                                 = local.prefix
-  pipeline                             = var.pipeline
-  region                               = local.region
-  alerts_topic_arn                     = module.notifications.alerts_topic_arn
-  function_name                        = module.function.function_name
-  input_queue_name                     = module.ingest.input_queue_name
-  input_dlq_name                       = module.ingest.input_dlq_name
-  rejects_queue_name                   = module.ingest.rejects_queue_name
+  name             = var.name
+  region           = local.region
+  alerts_topic_arn = module.notifications.alerts_topic_arn
+  pipelines = { for k, p in var.pipelines : k => {
+    function_name      = module.function[k].function_name
+    input_queue_name   = module.ingest.pipelines[k].input_queue_name
+    input_dlq_name     = module.ingest.pipelines[k].input_dlq_name
+    rejects_queue_name = module.ingest.pipelines[k].rejects_queue_name
+  } }
   period_seconds                       = var.alarm_period_seconds
   dlq_depth_threshold                  = var.dlq_depth_threshold
   rejects_depth_threshold              = var.rejects_depth_threshold
@@ -113,14 +136,13 @@ module "monitoring" {
 module "analytics" {
   source = "./modules/analytics"
 
-  database_name           = replace(local.prefix, "-", "_")
-  table_name              = "records"
+  database_name           = replace(var.name, "-", "_")
+  tables                  = local.glue_tables
   output_bucket_name      = local.bucket_names.output
-  output_prefix           = var.output_prefix
   columns                 = var.output_columns
   partition_start_date    = var.partition_start_date
   enable_athena_workgroup = var.enable_athena_workgroup
-  workgroup_name          = local.prefix
+  workgroup_name          = var.name
   athena_results_prefix   = var.athena_results_prefix
   force_destroy           = var.force_destroy_buckets
   tags                    = var.tags

@@ -1,151 +1,28 @@
+# Shared resources.
+
 output "plugins_bucket" {
-  description = "Bucket `weir publish` writes plugins and the manifest to."
+  description = "Bucket `weir publish` writes plugins and manifests to, and terraform each pipeline's bindings document."
   value       = module.storage.ids["plugins"]
 }
 
-output "manifest_key" {
-  description = "Key of the pipeline manifest in the plugins bucket."
-  value       = local.manifest_key
-}
-
 output "input_bucket" {
-  description = "Bucket whose object-created events (filtered by prefix and suffix) feed the pipeline."
+  description = "Bucket whose object-created events (filtered by each pipeline's prefix and suffixes) feed the pipelines."
   value       = module.storage.ids["input"]
 }
 
 output "output_bucket" {
-  description = "Bucket holding processed output."
+  description = "Bucket holding every pipeline's objects, dead letters and checkpoints, and the Athena results."
   value       = local.bucket_names.output
 }
 
-output "output_location" {
-  description = "S3 location of processed output (JSON lines under dt=YYYY-MM-DD/)."
-  value       = module.analytics.table_location
-}
-
-output "input_queue_url" {
-  description = "URL of the input queue."
-  value       = module.ingest.input_queue_url
-}
-
-output "input_queue_arn" {
-  description = "ARN of the input queue."
-  value       = module.ingest.input_queue_arn
-}
-
-output "input_queue_redrive_policy" {
-  description = "Redrive policy of the input queue."
-  value       = module.ingest.input_queue_redrive_policy
-}
-
-output "input_queue_visibility_timeout_seconds" {
-  description = "Visibility timeout of the input queue, in seconds."
-  value       = module.ingest.input_queue_visibility_timeout_seconds
-}
-
-output "input_dlq_url" {
-  description = "URL of the input dead-letter queue."
-  value       = module.ingest.input_dlq_url
-}
-
-output "input_dlq_arn" {
-  description = "ARN of the input dead-letter queue."
-  value       = module.ingest.input_dlq_arn
-}
-
-output "rejects_queue_url" {
-  description = "URL of the queue for records rejected by plugins."
-  value       = module.ingest.rejects_queue_url
-}
-
-output "input_events_topic_arn" {
-  description = "ARN of the input events fan-out topic, or null."
-  value       = module.ingest.input_events_topic_arn
-}
-
 output "input_notification" {
-  description = "The input bucket's notification: destination kind and filters."
+  description = "The input bucket's one notification: its queue rules and topic rules."
   value       = module.ingest.notification
-}
-
-output "results_table" {
-  description = "Name of the results table."
-  value       = module.tables.names["results"]
-}
-
-output "aggregates_table" {
-  description = "Name of the aggregates table."
-  value       = module.tables.names["aggregates"]
-}
-
-output "notify_topic_arn" {
-  description = "ARN of the notifications topic."
-  value       = module.notifications.notify_topic_arn
 }
 
 output "alerts_topic_arn" {
   description = "ARN of the alerts topic."
   value       = module.notifications.alerts_topic_arn
-}
-
-output "notify_example_queue_url" {
-  description = "URL of the example filtered subscriber queue, or null."
-  value       = module.notifications.example_subscriber_queue_url
-}
-
-output "notify_example_subscription_arn" {
-  description = "ARN of the example filtered subscription, or null."
-  value       = module.notifications.example_subscription_arn
-}
-
-output "notify_example_filter_policy" {
-  description = "Filter policy of the example subscription."
-  value       = module.notifications.example_filter_policy
-}
-
-output "function_name" {
-  description = "Name of the weir function."
-  value       = module.function.function_name
-}
-
-output "function_arn" {
-  description = "ARN of the weir function."
-  value       = module.function.function_arn
-}
-
-output "function_role_arn" {
-  description = "ARN of the function's role."
-  value       = module.function.role_arn
-}
-
-output "function_environment" {
-  description = "Environment of the function."
-  value       = module.function.environment
-}
-
-output "function_policy_statements" {
-  description = "Statements of the function role's policy."
-  value       = module.function.policy_statements
-}
-
-output "log_group_name" {
-  description = "Log group of the function."
-  value       = module.function.log_group_name
-}
-
-output "event_source_mapping_uuid" {
-  description = "UUID of the SQS event source mapping."
-  value       = module.function.event_source_mapping_uuid
-}
-
-output "event_source_mapping" {
-  description = "Settings of the SQS event source mapping."
-  value       = module.function.event_source_mapping
-}
-
-output "alarms" {
-  description = "Metric and actions of every alarm."
-  value       = module.monitoring.alarms
 }
 
 output "dashboard_name" {
@@ -154,16 +31,41 @@ output "dashboard_name" {
 }
 
 output "glue_database" {
-  description = "Glue catalog database of processed output."
+  description = "Glue catalog database of the pipelines' objects sinks."
   value       = module.analytics.database_name
 }
 
-output "glue_table" {
-  description = "Glue catalog table of processed output."
-  value       = module.analytics.table_name
+output "glue_tables" {
+  description = "Glue tables keyed by name (<pipeline>_<objects sink>, '-' as '_'): pipeline, sink and S3 location of each."
+  value       = module.analytics.tables
 }
 
 output "athena_workgroup" {
   description = "Athena workgroup for queries, or null."
   value       = module.analytics.workgroup_name
+}
+
+# Per pipeline.
+
+output "pipelines" {
+  description = "Per pipeline: its function (name, ARN, role, environment, policy statements, log group, event source mapping), manifest and bindings keys and the bindings document, its queues and input-events topic, the tables, topics and output prefixes of its sinks, and its alarms."
+  value = { for k, p in var.pipelines : k => merge(module.ingest.pipelines[k], {
+    function_name              = module.function[k].function_name
+    function_arn               = module.function[k].function_arn
+    function_role_arn          = module.function[k].role_arn
+    function_environment       = module.function[k].environment
+    function_policy_statements = module.function[k].policy_statements
+    log_group_name             = module.function[k].log_group_name
+    event_source_mapping_uuid  = module.function[k].event_source_mapping_uuid
+    event_source_mapping       = module.function[k].event_source_mapping
+    manifest_key               = local.pipelines[k].manifest_key
+    bindings_key               = module.function[k].bindings_key
+    bindings                   = module.function[k].bindings
+    queue_input                = p.queue_input
+    s3_input                   = try(local.s3_inputs[k], null)
+    tables                     = { for l, t in local.pipelines[k].tables : l => { name = t.name, arn = module.tables.arns[t.name] } }
+    topics                     = { for l, t in local.pipelines[k].topics : l => { name = t.name, arn = module.notifications.topic_arns[t.name] } }
+    output_prefixes            = { for l, o in local.pipelines[k].objects : l => o.prefix }
+    alarms                     = module.monitoring.alarms[k]
+  }) }
 }

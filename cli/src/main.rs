@@ -5,6 +5,7 @@
 mod aws;
 mod golden;
 mod new;
+mod plan;
 mod plugins;
 mod publish;
 mod run;
@@ -41,6 +42,8 @@ enum Command {
     Send(send::Args),
     /// Read aggregates back from a run's output directory.
     Stats(stats::Args),
+    /// Print what a pipeline file needs deployed (tables and keys, topics, objects, dead letters) as JSON for terraform.
+    Plan(plan::Args),
     /// Publish a plugin version to a deployed pipeline (uploads it, updates the manifest).
     Publish(publish::PublishArgs),
     /// Roll a deployed pipeline back to an earlier version (a new version with its stages).
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Test(a) => golden::run(a),
         Command::Send(a) => send::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Publish(a) => publish::publish(a),
         Command::Rollback(a) => publish::rollback(a),
         Command::Status(a) => publish::status(a),

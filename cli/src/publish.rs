@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use weir_host::manifest::{self, Artifact, Manifest, ManifestStore};
 use weir_host::pipeline::Pipeline;
 use weir_host::pipeline::config::PluginSource;
+use weir_host::pipeline::deployment::{self, Deployment};
 use weir_host::{ArtifactCache, Chain, Engine, Plugin, StageSpec};
 
 /// Which pipeline, in which bucket.
@@ -60,6 +61,11 @@ pub struct PublishArgs {
     /// What this version does, for `weir status`.
     #[arg(long)]
     note: Option<String>,
+    /// Publish without checking the pipeline file against the deployment's bindings document
+    /// (`pipelines/<pipeline>/bindings.json` in the bucket, written by terraform): only for a
+    /// bucket that no weir deployment reads. The function still refuses what does not fit it.
+    #[arg(long)]
+    skip_deployment_check: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -137,6 +143,18 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
             args.target.pipeline
         ),
     };
+
+    // Refuse here what the deployment cannot run, before anything is built or written: every
+    // table, topic and objects sink of the file must be one the stack has, keyed as the file says.
+    if !args.skip_deployment_check {
+        let key = deployment::default_key(&args.target.pipeline);
+        let source = format!("s3://{}/{key}", store.bucket);
+        let bar = spinner(format!("checking the pipeline file against {source}"));
+        let read = runtime.block_on(Deployment::read(&store.s3, &store.bucket, &key));
+        bar.finish_and_clear();
+        let deployed = read.context("nothing was published (--skip-deployment-check publishes anyway)")?;
+        deployed.bind(Pipeline::parse_deployed(&def_file, &def_text)?, &source).context("nothing was published")?;
+    }
 
     // What to publish: one plugin as one stage, or every stage of the file.
     let mut candidates = Vec::new();

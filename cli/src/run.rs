@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_host::pipeline::build::{self, Wired};
+use weir_host::pipeline::deployment::Deployment;
 use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, StageSummary};
 use weir_host::source::{self, OpenOptions, Progress};
 use weir_host::{ArtifactCache, Chain, Engine};
@@ -41,6 +42,11 @@ pub struct Args {
     /// table, topic, queue, bucket (e.g. table.orders=prod-orders). Unbound names stand for themselves.
     #[arg(long = "bind", value_name = "KIND.NAME=RESOURCE", requires = "aws")]
     bind: Vec<String>,
+    /// Run on a deployed stack's resources: its bindings document
+    /// (s3://<plugins bucket>/pipelines/<pipeline>/bindings.json, written by terraform), checked
+    /// against the pipeline file exactly as the deployed function checks it.
+    #[arg(long, value_name = "S3_URL", requires = "aws", conflicts_with = "bind")]
+    deployment: Option<String>,
     #[command(flatten)]
     aws_args: crate::aws::AwsArgs,
 }
@@ -62,7 +68,7 @@ struct Summary<'a> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let pipeline = Pipeline::load(&args.pipeline)?;
+    let mut pipeline = Pipeline::load(&args.pipeline)?;
     let quiet = args.json;
     let engine = Engine::new().context("starting wasmtime")?;
     let cache =
@@ -79,9 +85,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // On AWS: the clients' runtime lives as long as the run; the runner drives the sinks on it.
     let mut _runtime = None;
     let mut objects = None;
-    let bindings = Bindings::parse(args.bind.iter().map(String::as_str))?;
+    let mut bindings = Bindings::parse(args.bind.iter().map(String::as_str))?;
     let wired = if args.aws {
         let (runtime, aws) = args.aws_args.connect()?;
+        if let Some(url) = &args.deployment {
+            let (bucket, key) = url
+                .strip_prefix("s3://")
+                .and_then(|rest| rest.split_once('/'))
+                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                .with_context(|| format!("--deployment {url:?}: expected s3://BUCKET/KEY"))?;
+            let deployment = runtime.block_on(Deployment::read(&aws.s3, bucket, key))?;
+            (pipeline, bindings) = deployment.bind(pipeline, url)?;
+        }
         let wired = runtime.block_on(build::aws(&pipeline, &aws, &bindings))?;
         objects = Some(build::aws_objects(&pipeline, &aws, &bindings));
         _runtime = Some(runtime);

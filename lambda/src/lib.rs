@@ -3,12 +3,17 @@
 //! while warm.
 //!
 //! The binary (`bootstrap`, `src/main.rs`) is thin: it reads [`Settings`] once, builds the AWS
-//! clients once, and hands every event to one [`Host`] on a blocking thread. The host:
+//! clients once, reads the deployment's bindings document once (where each sink of the
+//! pipeline lives: [`Deployment`]), and hands every event to one [`Host`] on a blocking
+//! thread. The host:
 //!
 //! 1. refreshes the chain from the pipeline manifest ([`weir_host::live::LiveChain`]): at most
 //!    every `WEIR_REFRESH_SECONDS`, a conditional GET; a new version is verified, compiled
 //!    and swapped in *before* the event runs, so one event runs on one chain. A refused
-//!    version is logged and counted (`Weir/PluginRefusals`), and the last good chain runs on;
+//!    version is logged and counted (`Weir/PluginRefusals`), and the last good chain runs on.
+//!    A version whose pipeline file does not fit the deployment (a sink the bindings lack, a
+//!    table keyed otherwise, checked against the document and with `DescribeTable`) is
+//!    refused the same way;
 //! 2. runs the event, read as its `aws_lambda_events` type by the host
 //!    ([`Event`](weir_host::source::lambda::Event)); the answer is a typed `SqsBatchResponse`:
 //!    - **SQS batch**: every message (records, S3 notifications, SNS-wrapped ones) through
@@ -34,20 +39,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::sqs::BatchItemFailure;
 use serde_json::Value;
 use weir_host::aws::Aws;
 use weir_host::cache::ArtifactCache;
 use weir_host::live::{LiveChain, Refresh};
 use weir_host::manifest::{Manifest, ManifestStore};
 use weir_host::metrics::MetricsSnapshot;
-use weir_host::pipeline::checkpoints::S3Checkpoints;
 use weir_host::pipeline::build::WireError;
-use weir_host::pipeline::deployment::DeployError;
+use weir_host::pipeline::checkpoints::S3Checkpoints;
+use weir_host::pipeline::deployment::{DeployError, Deployment};
 use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, build};
 use weir_host::source::lambda::{
     Event, EventError, SqsBatchResponse, read_objects, s3_event_id, s3_objects, sns_event_id, sns_items,
 };
-use aws_lambda_events::event::sqs::BatchItemFailure;
 use weir_host::source::objects::Objects;
 use weir_host::{Chain, Engine};
 
@@ -102,6 +107,7 @@ struct Active {
 /// One warm function instance's state.
 pub struct Host {
     settings: Settings,
+    deployment: Arc<Deployment>,
     aws: Aws,
     live: LiveChain,
     active: Option<Active>,
@@ -114,16 +120,26 @@ pub fn safety_margin(remaining: Duration) -> Duration {
     (remaining / 5).min(Duration::from_secs(5))
 }
 
-/// Parses a manifest's pipeline file as the function deploys it.
-fn deployed(manifest: &Manifest, settings: &Settings) -> Result<(Pipeline, Bindings), DeployError> {
+/// Parses a manifest's pipeline file as the function deploys it, bound to the deployment.
+fn deployed(
+    manifest: &Manifest,
+    settings: &Settings,
+    deployment: &Deployment,
+) -> Result<(Pipeline, Bindings), DeployError> {
     let file = PathBuf::from(format!("s3://{}/{} (definition)", settings.plugins_bucket, settings.manifest_key));
-    settings.deployment.load(&file, manifest.definition.as_deref())
+    deployment.load(&file, manifest.definition.as_deref(), &bindings_source(settings))
+}
+
+/// Where the bindings document is, for messages.
+fn bindings_source(settings: &Settings) -> String {
+    format!("s3://{}/{}", settings.plugins_bucket, settings.bindings_key)
 }
 
 impl Host {
-    /// Builds the host: the wasm engine, the precompiled cache and the manifest follower. No
-    /// I/O beyond the cache directory; the first [`Host::refresh`] loads the chain.
-    pub fn new(settings: Settings, aws: Aws, emf: Emf) -> Result<Host, InitError> {
+    /// Builds the host: the wasm engine, the precompiled cache and the manifest follower, for
+    /// the deployment's resources (its bindings document, [`Deployment::read`]). No I/O beyond
+    /// the cache directory; the first [`Host::refresh`] loads the chain.
+    pub fn new(settings: Settings, deployment: Deployment, aws: Aws, emf: Emf) -> Result<Host, InitError> {
         let engine = Engine::new().map_err(InitError::Engine)?;
         let cache = match ArtifactCache::open(&settings.cache_dir) {
             Ok(c) => Some(c),
@@ -134,10 +150,12 @@ impl Host {
         };
         let mut store = ManifestStore::new(aws.s3.clone(), &settings.plugins_bucket, &settings.pipeline);
         store.key = settings.manifest_key.clone();
-        let check_settings = settings.clone();
-        let live = LiveChain::new(store, engine, cache, settings.signing_keys.clone(), settings.refresh)
-            .with_check(Box::new(move |m| deployed(m, &check_settings).map(|_| ()).map_err(Into::into)));
-        Ok(Host { settings, aws, live, active: None, emf })
+        let deployment = Arc::new(deployment);
+        let (check_settings, check_deployment) = (settings.clone(), deployment.clone());
+        let live = LiveChain::new(store, engine, cache, settings.signing_keys.clone(), settings.refresh).with_check(
+            Box::new(move |m| deployed(m, &check_settings, &check_deployment).map(|_| ()).map_err(Into::into)),
+        );
+        Ok(Host { settings, deployment, aws, live, active: None, emf })
     }
 
     pub fn settings(&self) -> &Settings {
@@ -157,7 +175,7 @@ impl Host {
             Refresh::NotDue | Refresh::Unchanged => {}
             Refresh::Loaded { manifest, chain } => {
                 if let Err(e) = self.install(&manifest, *chain) {
-                    // Only AWS lookups can fail here (the pipeline file passed its check).
+                    // The pipeline file fit the bindings; the deployed tables or an AWS lookup did not.
                     tracing::error!(version = manifest.version, error = %e, "cannot build the sinks of a new version; the last good chain keeps running");
                     self.emf.refusal();
                 }
@@ -198,14 +216,18 @@ impl Host {
             return Ok(());
         }
         let install = |source: InstallError| HandlerError::Install { version: manifest.version, source };
-        let (pipeline, bindings) = deployed(manifest, &self.settings).map_err(|e| install(e.into()))?;
+        let (pipeline, bindings) =
+            deployed(manifest, &self.settings, &self.deployment).map_err(|e| install(e.into()))?;
+        let source = bindings_source(&self.settings);
+        let checked = self.aws.runtime.block_on(self.deployment.check_tables(&pipeline, &self.aws.dynamodb, &source));
+        checked.map_err(|e| install(e.into()))?;
         let wired =
             self.aws.runtime.block_on(build::aws(&pipeline, &self.aws, &bindings)).map_err(|e| install(e.into()))?;
         let objects = build::aws_objects(&pipeline, &self.aws, &bindings);
         let mut runner = Runner::new(chain, wired.outputs, pipeline.batch_size);
         let (s3, runtime) = (self.aws.s3.clone(), self.aws.runtime.clone());
-        let bucket = &self.settings.deployment.output_bucket;
-        let checkpoints = S3Checkpoints::new(s3, runtime, bucket, &self.settings.pipeline);
+        let at = &self.deployment.checkpoints;
+        let checkpoints = S3Checkpoints::new(s3, runtime, &at.bucket, &at.prefix);
         runner.set_checkpoints(Some(Box::new(checkpoints)));
         self.active = Some(Active { runner, objects, definition, version: manifest.version });
         Ok(())
@@ -269,13 +291,7 @@ fn run_event(active: &mut Active, payload: Value) -> Result<SqsBatchResponse, Ha
 
 /// The SQS partial-batch answer: these messages are redelivered, the rest are done.
 fn batch_response(ids: impl Iterator<Item = String>) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for id in ids {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    response
+    SqsBatchResponse { batch_item_failures: ids.map(|id| BatchItemFailure { item_identifier: id }).collect() }
 }
 
 fn emit_metrics(

@@ -10,19 +10,13 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use weir_host::manifest::verifying_keys;
-use weir_host::pipeline::deployment::Deployment;
 
 /// Every variable the function reads, as `lambda/env-vars.json` lists them.
-pub const VARIABLES: [&str; 13] = [
+pub const VARIABLES: [&str; 8] = [
     "WEIR_PIPELINE",
     "WEIR_PLUGINS_BUCKET",
     "WEIR_MANIFEST_KEY",
-    "WEIR_RESULTS_TABLE",
-    "WEIR_AGGREGATES_TABLE",
-    "WEIR_NOTIFY_TOPIC_ARN",
-    "WEIR_REJECTS_QUEUE_URL",
-    "WEIR_OUTPUT_BUCKET",
-    "WEIR_OUTPUT_PREFIX",
+    "WEIR_BINDINGS_KEY",
     "WEIR_REFRESH_SECONDS",
     "WEIR_SIGNING_KEYS",
     "WEIR_CACHE_DIR",
@@ -43,9 +37,10 @@ pub struct Settings {
     pub pipeline: String,
     pub plugins_bucket: String,
     pub manifest_key: String,
-    /// The resources the pipeline's sinks are bound to (`WEIR_RESULTS_TABLE` ...
-    /// `WEIR_OUTPUT_PREFIX`).
-    pub deployment: Deployment,
+    /// The deployment's bindings document in the plugins bucket: where each sink of the
+    /// pipeline lives ([`Deployment`](weir_host::pipeline::deployment::Deployment)), read once at
+    /// cold start.
+    pub bindings_key: String,
     /// How often the manifest is checked; zero = every invocation.
     pub refresh: Duration,
     /// Plugins must be signed by one of these; empty = no signature required.
@@ -76,34 +71,20 @@ impl Settings {
         };
         let signing_keys = verifying_keys(&get("WEIR_SIGNING_KEYS").unwrap_or_default())
             .map_err(|e| SettingsError { name: "WEIR_SIGNING_KEYS", message: e.to_string() })?;
-        let rejects_queue_url = required("WEIR_REJECTS_QUEUE_URL")?;
-        if !rejects_queue_url.starts_with("https://") && !rejects_queue_url.starts_with("http://") {
+        let bindings_key = required("WEIR_BINDINGS_KEY")?;
+        if bindings_key.starts_with('/') || bindings_key.starts_with("s3://") {
             return Err(SettingsError {
-                name: "WEIR_REJECTS_QUEUE_URL",
+                name: "WEIR_BINDINGS_KEY",
                 message: format!(
-                    "{rejects_queue_url:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                    "{bindings_key:?} is not a key inside WEIR_PLUGINS_BUCKET (pipelines/<pipeline>/bindings.json)"
                 ),
-            });
-        }
-        let notify_topic_arn = required("WEIR_NOTIFY_TOPIC_ARN")?;
-        if !notify_topic_arn.starts_with("arn:") {
-            return Err(SettingsError {
-                name: "WEIR_NOTIFY_TOPIC_ARN",
-                message: format!("{notify_topic_arn:?} is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
             });
         }
         Ok(Settings {
             pipeline: required("WEIR_PIPELINE")?,
             plugins_bucket: required("WEIR_PLUGINS_BUCKET")?,
             manifest_key: required("WEIR_MANIFEST_KEY")?,
-            deployment: Deployment {
-                results_table: required("WEIR_RESULTS_TABLE")?,
-                aggregates_table: required("WEIR_AGGREGATES_TABLE")?,
-                notify_topic_arn,
-                rejects_queue_url,
-                output_bucket: required("WEIR_OUTPUT_BUCKET")?,
-                output_prefix: required("WEIR_OUTPUT_PREFIX")?.trim_matches('/').to_string(),
-            },
+            bindings_key,
             refresh,
             signing_keys,
             cache_dir: get("WEIR_CACHE_DIR")
@@ -124,12 +105,7 @@ mod tests {
             ("WEIR_PIPELINE", "orders".to_string()),
             ("WEIR_PLUGINS_BUCKET", "plugins".into()),
             ("WEIR_MANIFEST_KEY", "pipelines/orders/manifest.json".into()),
-            ("WEIR_RESULTS_TABLE", "results".into()),
-            ("WEIR_AGGREGATES_TABLE", "aggregates".into()),
-            ("WEIR_NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify".into()),
-            ("WEIR_REJECTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/rejects".into()),
-            ("WEIR_OUTPUT_BUCKET", "out".into()),
-            ("WEIR_OUTPUT_PREFIX", "/records/".into()),
+            ("WEIR_BINDINGS_KEY", "pipelines/orders/bindings.json".into()),
         ])
     }
 
@@ -161,7 +137,7 @@ mod tests {
         assert_eq!(s.refresh, Duration::from_secs(30));
         assert!(s.signing_keys.is_empty());
         assert_eq!(s.cache_dir, PathBuf::from("/tmp/weir-cache"));
-        assert_eq!(s.deployment.output_prefix, "records");
+        assert_eq!(s.bindings_key, "pipelines/orders/bindings.json");
     }
 
     #[test]
@@ -174,8 +150,8 @@ mod tests {
         e.insert("WEIR_SIGNING_KEYS", "not-a-key".into());
         assert_eq!(settings(&e).unwrap_err().name, "WEIR_SIGNING_KEYS");
         let mut e = env();
-        e.insert("WEIR_REJECTS_QUEUE_URL", "rejects".into());
-        assert!(settings(&e).unwrap_err().to_string().contains("queue URL"));
+        e.insert("WEIR_BINDINGS_KEY", "s3://plugins/pipelines/orders/bindings.json".into());
+        assert!(settings(&e).unwrap_err().to_string().contains("not a key inside WEIR_PLUGINS_BUCKET"));
         let mut e = env();
         e.insert("WEIR_REFRESH_SECONDS", "0".into());
         assert_eq!(settings(&e).unwrap().refresh, Duration::ZERO);

@@ -20,6 +20,7 @@ use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use weir_host::aws::Aws;
 use weir_host::manifest::{self, Artifact, Manifest, ManifestStore};
+use weir_host::pipeline::deployment::Deployment;
 use weir_host::sink::table::dynamodb::from_attribute;
 use weir_lambda::{Emf, Host, Settings, function_handler};
 use weir_test_artifacts as wasm;
@@ -31,6 +32,7 @@ const INPUT: &str = "weir-input";
 const OUTPUT: &str = "weir-output";
 const RESULTS: &str = "weir-results";
 const AGGREGATES: &str = "weir-aggregates";
+const BINDINGS: &str = "pipelines/orders/bindings.json";
 
 /// The pipeline file published with every version: `tax_rate` is the enrich stage's config.
 fn definition(tax_rate: &str) -> String {
@@ -78,7 +80,6 @@ struct World {
     aws: Aws,
     store: ManifestStore,
     rejects_url: String,
-    topic_arn: String,
     cache: tempfile::TempDir,
     _moto: Process,
 }
@@ -151,18 +152,27 @@ impl World {
             let t = aws.sns.create_topic().name("notify").send().await.expect("topic");
             (q.queue_url().unwrap().to_string(), t.topic_arn().unwrap().to_string())
         });
+        // What terraform writes for this pipeline: where each sink of `definition` lives.
+        let bindings = json!({
+            "weir_bindings": 1,
+            "pipeline": PIPELINE,
+            "tables": {
+                "orders": {"name": RESULTS, "arn": null, "hash_key": "pk", "range_key": null},
+                "user_stats": {"name": AGGREGATES, "arn": null, "hash_key": "user_id", "range_key": null},
+            },
+            "topics": {"big-orders": {"arn": &topic_arn}},
+            "objects": {},
+            "dead_letter": {"queue_url": &rejects_url, "queue_arn": null, "offload_bucket": OUTPUT,
+                            "offload_prefix": "weir-dead-letters/orders/"},
+            "checkpoints": {"bucket": OUTPUT, "prefix": "weir-checkpoints/orders/"},
+        });
+        rt.block_on(
+            aws.s3.put_object().bucket(PLUGINS).key(BINDINGS).body(bindings.to_string().into_bytes().into()).send(),
+        )
+        .expect("bindings");
         let store = ManifestStore::new(aws.s3.clone(), PLUGINS, PIPELINE);
         let endpoint = moto.endpoint();
-        Some(World {
-            rt,
-            endpoint,
-            aws,
-            store,
-            rejects_url,
-            topic_arn,
-            cache: tempfile::tempdir().unwrap(),
-            _moto: moto,
-        })
+        Some(World { rt, endpoint, aws, store, rejects_url, cache: tempfile::tempdir().unwrap(), _moto: moto })
     }
 
     /// The function's environment (`lambda/env-vars.json`) for these resources.
@@ -171,12 +181,7 @@ impl World {
             ("WEIR_PIPELINE", PIPELINE.to_string()),
             ("WEIR_PLUGINS_BUCKET", PLUGINS.into()),
             ("WEIR_MANIFEST_KEY", self.store.key.clone()),
-            ("WEIR_RESULTS_TABLE", RESULTS.into()),
-            ("WEIR_AGGREGATES_TABLE", AGGREGATES.into()),
-            ("WEIR_NOTIFY_TOPIC_ARN", self.topic_arn.clone()),
-            ("WEIR_REJECTS_QUEUE_URL", self.rejects_url.clone()),
-            ("WEIR_OUTPUT_BUCKET", OUTPUT.into()),
-            ("WEIR_OUTPUT_PREFIX", "records".into()),
+            ("WEIR_BINDINGS_KEY", BINDINGS.into()),
             ("WEIR_REFRESH_SECONDS", "0".into()),
             ("WEIR_SIGNING_KEYS", keys.into()),
             ("WEIR_CACHE_DIR", self.cache.path().display().to_string()),
@@ -199,7 +204,12 @@ impl World {
     fn host_refreshing(&self, keys: &str, refresh_seconds: &str) -> (Arc<Mutex<Host>>, Arc<Mutex<Vec<u8>>>) {
         let metrics = Arc::new(Mutex::new(Vec::new()));
         let emf = Emf::to(metrics.clone(), PIPELINE);
-        let host = Host::new(self.settings(keys, refresh_seconds), self.aws.clone(), emf).expect("host");
+        let settings = self.settings(keys, refresh_seconds);
+        let deployment = self
+            .rt
+            .block_on(Deployment::read(&self.aws.s3, &settings.plugins_bucket, &settings.bindings_key))
+            .expect("the bindings document");
+        let host = Host::new(settings, deployment, self.aws.clone(), emf).expect("host");
         (Arc::new(Mutex::new(host)), metrics)
     }
 
@@ -639,6 +649,52 @@ fn a_host_with_nothing_published_fails_the_invocation_and_says_why() {
     w.publish(&[("validate", &bytes(wasm::VALIDATE_ORDER)), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
     no_failures(&w.invoke(&host, sqs_batch(0..2)).expect("invoke"));
     assert_eq!(running(&host).1, 1);
+}
+
+/// The deployment decides what can run: a version whose pipeline file names a sink the
+/// bindings document lacks is refused by the warm host (the last good chain runs on), and a
+/// cold host whose document names a table keyed otherwise than the file (DescribeTable) loads
+/// nothing rather than writing items DynamoDB would refuse one by one.
+#[test]
+fn versions_that_do_not_fit_the_deployment_are_refused() {
+    let Some(w) = World::new() else { return };
+    let stages = [("validate", bytes(wasm::VALIDATE_ORDER)), ("enrich", bytes(wasm::ENRICH_ORDER))];
+    let stages: Vec<(&str, &[u8])> = stages.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+    w.publish(&stages, "0", None);
+    let (host, metrics) = w.host("");
+    no_failures(&w.invoke(&host, sqs_batch(0..2)).expect("invoke"));
+    assert_eq!(running(&host).1, 1);
+
+    // v2 adds a table the stack does not have.
+    let artifacts: BTreeMap<String, Artifact> =
+        stages.iter().map(|(stage, wasm)| (stage.to_string(), w.upload(wasm))).collect();
+    let extra = format!(
+        "{}\n[[sinks.table]]\nname = \"currency_stats\"\nkey = [\"currency\"]\nmode = \"put\"\n",
+        definition("0")
+    );
+    let file = std::path::Path::new("weir.toml");
+    w.rt.block_on(w.store.publish(|current| {
+        manifest::draft(current, Some((file, extra.clone())), &artifacts, None, PIPELINE, "extra table".into())
+    }))
+    .expect("publish v2");
+    no_failures(&w.invoke(&host, sqs_batch(2..4)).expect("the last good chain runs on"));
+    assert_eq!(running(&host).1, 1, "v2 refused");
+    assert_eq!(refusals(&metrics), 1);
+
+    // The document says `orders` is keyed by pk; the table it names is keyed by id.
+    w.rt.block_on(emulators::create_table(&w.aws.dynamodb, "weir-wrong-key", "id"));
+    let text = w.rt.block_on(w.aws.s3.get_object().bucket(PLUGINS).key(BINDINGS).send()).expect("bindings");
+    let text = w.rt.block_on(text.body.collect()).expect("body").into_bytes();
+    let mut doc: Value = serde_json::from_slice(&text).unwrap();
+    doc["tables"]["orders"]["name"] = json!("weir-wrong-key");
+    let body = doc.to_string().into_bytes();
+    w.rt.block_on(w.aws.s3.put_object().bucket(PLUGINS).key(BINDINGS).body(body.into()).send()).expect("put");
+    // Back to v1's file (a rollback), on a cold host reading the changed document.
+    w.rt.block_on(w.store.rollback(Some(1))).expect("rollback");
+    let (cold, cold_metrics) = w.host("");
+    let err = w.invoke(&cold, sqs_batch(4..6)).expect_err("no version fits");
+    assert!(err.contains("no plugin chain is loaded"), "{err}");
+    assert_eq!(refusals(&cold_metrics), 1);
 }
 
 /// cargo-lambda on PATH, or where `tests/run.sh` installs it.

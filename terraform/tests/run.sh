@@ -228,7 +228,10 @@ moto_check() {
         "$MOTO_VENV/bin/python" tests/moto_verify.py "$ENDPOINT" "$WORK/outputs.json" "$REPO_ROOT/lambda/env-vars.json"
       grep -E '^  (ok|FAIL) ' "$WORK/verify.log" | sed 's/^/  /'
       t0=$SECONDS
-      step "destroy envs/local" terraform -chdir=envs/local destroy -auto-approve -no-color -input=false -state="$STATE" "${TFVARS[@]}"
+      # No refresh: moto denies every object request to a bucket with the TLS-only policy
+      # (it does not evaluate the condition), so reading back the bindings documents would
+      # fail; destroy removes those policies before the documents (modules/bucket_policies).
+      step "destroy envs/local" terraform -chdir=envs/local destroy -refresh=false -auto-approve -no-color -input=false -state="$STATE" "${TFVARS[@]}"
       echo "  (destroy took $((SECONDS - t0)) s)"
       counted "verify nothing is left" "$WORK/verify-destroyed.log" \
         "$MOTO_VENV/bin/python" tests/moto_verify.py "$ENDPOINT" "$WORK/outputs.json" "$REPO_ROOT/lambda/env-vars.json" --destroyed

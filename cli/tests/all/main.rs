@@ -82,6 +82,31 @@ fn a_bad_pipeline_file_is_reported_with_file_field_and_allowed_values() {
     assert!(err.contains("weir.toml: sinks.table[0].mode: unknown variant `upsert`, expected one of `put`, `put-if-absent`, `aggregate`"), "{err}");
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `weir plan` prints what terraform deploys for a pipeline: the committed plan of the example
+/// is exactly its output, so the deployed example cannot drift from its pipeline file.
+#[test]
+fn weir_plan_prints_the_deployment_a_pipeline_file_needs() {
+    let o = weir(&["plan", "examples/orders/weir.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let committed = std::fs::read_to_string(root().join("examples/orders/plan.json")).unwrap();
+    assert_eq!(stdout(&o), committed);
+    let plan: Value = serde_json::from_str(&committed).unwrap();
+    assert_eq!(plan["tables"]["user_stats"]["hash_key"], "user_id");
+    assert_eq!(plan["topics"]["big-orders"]["fifo"], false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.json");
+    let o = weir(&["plan", "examples/orders/weir.toml", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), committed);
+    let bad = weir(&["plan", "no/such/weir.toml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("reading no/such/weir.toml"), "{}", stderr(&bad));
+}
+
 #[test]
 fn golden_tests_pass_and_fail_with_a_readable_diff() {
     let dir = tempfile::tempdir().unwrap();
@@ -217,6 +242,55 @@ fn send_to_a_queue_then_run_on_aws() {
         .unwrap();
     let n = &letters.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages];
     assert_eq!(n.parse::<u64>().unwrap(), t["rejected"].as_u64().unwrap());
+
+    // On a deployed stack's resources, as its bindings document names them.
+    let topic = rt.block_on(sns.create_topic().name("big-orders").send()).unwrap().topic_arn().unwrap().to_string();
+    rt.block_on(emulators::create_table(&dynamodb, "deployed-orders", "pk"));
+    rt.block_on(s3.create_bucket().bucket("plugins").send()).unwrap();
+    let put_bindings = |tables: Value| {
+        let doc = serde_json::json!({
+            "weir_bindings": 1, "pipeline": "orders", "tables": tables,
+            "topics": {"big-orders": {"arn": topic}},
+            "objects": {"orders-processed": {"bucket": "orders-processed", "prefix": "deployed/orders/"}},
+            "dead_letter": {"queue_url": rejects.queue_url().unwrap(), "offload_bucket": "orders-processed",
+                            "offload_prefix": "weir-dead-letters/orders/"},
+            "checkpoints": {"bucket": "orders-processed", "prefix": "weir-checkpoints/orders/"},
+        });
+        let body = doc.to_string().into_bytes();
+        rt.block_on(s3.put_object().bucket("plugins").key("pipelines/orders/bindings.json").body(body.into()).send())
+            .unwrap();
+    };
+    let table = |name: &str, key: &str| serde_json::json!({"name": name, "hash_key": key});
+    put_bindings(serde_json::json!({"orders": table("deployed-orders", "pk"), "user_stats": table("user_stats", "user_id")}));
+    let on_deployment = |input: &Path| {
+        weir_aws(&[
+            "run",
+            "examples/orders/weir.toml",
+            "--aws",
+            "--endpoint-url",
+            &endpoint,
+            "--deployment",
+            "s3://plugins/pipelines/orders/bindings.json",
+            "--input",
+            input.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let unfit = on_deployment(&event);
+    assert_eq!(unfit.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&unfit.stderr);
+    assert!(err.contains("table \"currency_stats\": the deployment has no such table"), "{err}");
+    put_bindings(serde_json::json!({
+        "orders": table("deployed-orders", "pk"),
+        "user_stats": table("user_stats", "user_id"),
+        "currency_stats": table("currency_stats", "currency"),
+    }));
+    let deployed = on_deployment(&event);
+    assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
+    let rows = rt.block_on(dynamodb.scan().table_name("deployed-orders").send()).unwrap();
+    assert_eq!(rows.count() as u64, delivered, "one row per delivered order, in the deployed table");
+    let objects = rt.block_on(s3.list_objects_v2().bucket("orders-processed").prefix("deployed/orders/").send()).unwrap();
+    assert!(objects.key_count().unwrap_or(0) > 0, "objects under the deployed prefix");
 
     // A table that does not exist: the run says which inputs failed and exits non-zero.
     let missing = weir_aws(&[
@@ -386,7 +460,6 @@ fn a_missing_wasm_target_is_added_with_rustup_or_named() {
             &[],
         )
     };
-    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
     let adding = "adding it: rustup target add --toolchain fake-1.95 wasm32-wasip2";
 
     // No rustup: `weir new` writes the crate but stops with the command; `weir build` stops before cargo.
@@ -464,8 +537,41 @@ queue = "rejects"
     let target = ["--pipeline", "orders", "--bucket", "plugins", "--endpoint-url", &endpoint];
     let with = |args: &[&str]| -> Output { weir_aws(&[args, &target[..]].concat()) };
 
-    let first = with(&["publish", "--definition", file.to_str().unwrap(), "--sign", key.to_str().unwrap()]);
-    assert!(first.status.success());
+    // The deployment decides what can be published: without its bindings document, or with one
+    // that lacks a sink of the file, nothing is published.
+    let publish_all = ["publish", "--definition", file.to_str().unwrap(), "--sign", key.to_str().unwrap()];
+    let absent = with(&publish_all);
+    assert_eq!(absent.status.code(), Some(2));
+    let err = stderr(&absent);
+    assert!(err.contains("no bindings document at s3://plugins/pipelines/orders/bindings.json"), "{err}");
+    assert!(err.contains("nothing was published"), "{err}");
+    let put_bindings = |tables: Value| {
+        let doc = serde_json::json!({
+            "weir_bindings": 1, "pipeline": "orders", "tables": tables,
+            "dead_letter": {"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/weir-orders-rejects",
+                            "offload_bucket": "out", "offload_prefix": "weir-dead-letters/orders/"},
+            "checkpoints": {"bucket": "out", "prefix": "weir-checkpoints/orders/"},
+        });
+        let body = doc.to_string().into_bytes();
+        rt.block_on(s3.put_object().bucket("plugins").key("pipelines/orders/bindings.json").body(body.into()).send())
+            .unwrap();
+    };
+    put_bindings(serde_json::json!({"orders": {"name": "weir-orders-orders", "hash_key": "order_id"}}));
+    let mismatched = with(&publish_all);
+    assert_eq!(mismatched.status.code(), Some(2));
+    let err = stderr(&mismatched);
+    assert!(
+        err.contains("table \"orders\": the file keys it by [pk], the deployed table weir-orders-orders by [order_id]"),
+        "{err}"
+    );
+    assert!(err.contains("weir plan"), "the fix is named: {err}");
+    assert!(stdout(&with(&["status"])).contains("nothing published"), "no version was written");
+    let listed = rt.block_on(s3.list_objects_v2().bucket("plugins").prefix("artifacts/").send()).unwrap();
+    assert_eq!(listed.key_count(), Some(0), "no artifact was uploaded");
+    put_bindings(serde_json::json!({"orders": {"name": "weir-orders-orders", "hash_key": "pk"}}));
+
+    let first = with(&publish_all);
+    assert!(first.status.success(), "{}", stderr(&first));
     assert!(stdout(&first).contains("published orders version 1: validate="), "{}", stdout(&first));
 
     // One stage, from a rebuilt component (same code, new sha256).

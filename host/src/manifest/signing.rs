@@ -74,11 +74,8 @@ pub enum KeyError {
 
 fn check(signature: Option<&str>, message: &[u8], keys: &[VerifyingKey]) -> Result<(), SignatureError> {
     let text = signature.ok_or(SignatureError::Unsigned)?;
-    let bytes: [u8; 64] = BASE64
-        .decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(SignatureError::Malformed)?;
+    let bytes: [u8; 64] =
+        BASE64.decode(text.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SignatureError::Malformed)?;
     let signature = Signature::from_bytes(&bytes);
     if keys.iter().any(|k| k.verify(message, &signature).is_ok()) { Ok(()) } else { Err(SignatureError::NoKeyVerifies) }
 }
@@ -99,11 +96,7 @@ pub fn verify_manifest(manifest: &Manifest, keys: &[VerifyingKey]) -> Result<(),
 
 /// Parses a signing key: its 32-byte seed in base64 (the file `weir keygen` writes).
 pub fn signing_key(text: &str) -> Result<SigningKey, KeyError> {
-    let bytes: [u8; 32] = BASE64
-        .decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(KeyError::Seed)?;
+    let bytes: [u8; 32] = BASE64.decode(text.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(KeyError::Seed)?;
     Ok(SigningKey::from_bytes(&bytes))
 }
 

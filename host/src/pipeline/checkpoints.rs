@@ -18,12 +18,10 @@ pub trait Checkpoints: Send {
     fn clear(&self, id: &str);
 }
 
-/// Where checkpoints live in the output bucket.
-pub const CHECKPOINT_PREFIX: &str = "weir-checkpoints/";
-
-/// Checkpoints in S3 under `weir-checkpoints/<pipeline>/` (one small JSON object per unfinished
+/// Checkpoints in S3 under a prefix (deployed: the bindings document's `checkpoints`,
+/// `weir-checkpoints/<pipeline>/` in the output bucket): one small JSON object per unfinished
 /// input, named by a hash of its id, deleted when it finishes; terraform lets the function read,
-/// write and delete exactly there). Failing to read one means starting over; failing to write
+/// write and delete exactly there. Failing to read one means starting over; failing to write
 /// one is logged: neither loses a row.
 pub struct S3Checkpoints {
     s3: aws_sdk_s3::Client,
@@ -33,9 +31,9 @@ pub struct S3Checkpoints {
 }
 
 impl S3Checkpoints {
-    /// Checkpoints of `pipeline` in `bucket`; the calls block on `runtime` (the clients').
-    pub fn new(s3: aws_sdk_s3::Client, runtime: tokio::runtime::Handle, bucket: &str, pipeline: &str) -> Self {
-        S3Checkpoints { s3, runtime, bucket: bucket.to_string(), prefix: format!("{CHECKPOINT_PREFIX}{pipeline}/") }
+    /// Checkpoints under `s3://bucket/prefix`; the calls block on `runtime` (the clients').
+    pub fn new(s3: aws_sdk_s3::Client, runtime: tokio::runtime::Handle, bucket: &str, prefix: &str) -> Self {
+        S3Checkpoints { s3, runtime, bucket: bucket.to_string(), prefix: prefix.to_string() }
     }
 
     fn key(&self, id: &str) -> String {

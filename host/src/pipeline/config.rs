@@ -353,7 +353,10 @@ impl Pipeline {
         let mut table_names = BTreeSet::new();
         for (i, t) in raw.sinks.table.into_iter().enumerate() {
             if !table_names.insert(t.name.clone()) {
-                return Err(in_file(Problem::new(format!("sinks.table[{i}].name"), format!("duplicate table {:?}", t.name))));
+                return Err(in_file(Problem::new(
+                    format!("sinks.table[{i}].name"),
+                    format!("duplicate table {:?}", t.name),
+                )));
             }
             tables.push(table(i, t).map_err(in_file)?);
         }
@@ -401,7 +404,10 @@ fn stages(raw: Vec<RawStage>, plugins: Option<&Path>) -> Result<Vec<StageConfig>
             return Err(Problem::new(at("name"), format!("{:?} {NAME_RULE}", s.name)));
         }
         if !seen.insert(s.name.clone()) {
-            return Err(Problem::new(at("name"), format!("duplicate stage name {:?}; stage names must be unique", s.name)));
+            return Err(Problem::new(
+                at("name"),
+                format!("duplicate stage name {:?}; stage names must be unique", s.name),
+            ));
         }
         let plugin = match plugins {
             Some(base) => parse_plugin_source(base, &s.plugin).map_err(|m| Problem::new(at("plugin"), m))?,
@@ -607,6 +613,7 @@ mod tests {
         let t = PartitionTemplate::parse("dt={date}/cur={currency}/").unwrap();
         let v = serde_json::json!({"date": "2024-05-01", "currency": "a/b"});
         assert_eq!(t.render(&v), "dt=2024-05-01/cur=a_b/");
+        assert_eq!(t.to_string(), "dt={date}/cur={currency}/", "displays as written");
         assert_eq!(t.render(&serde_json::json!({})), "dt=__HIVE_DEFAULT_PARTITION__/cur=__HIVE_DEFAULT_PARTITION__/");
         assert!(PartitionTemplate::parse("dt={date").unwrap_err().contains("unclosed"));
         assert!(PartitionTemplate::parse("dt={da te}").unwrap_err().contains("not a field name"));

@@ -14,6 +14,7 @@ pub mod build;
 pub mod checkpoints;
 pub mod config;
 pub mod deployment;
+pub mod plan;
 pub mod transform;
 
 use std::collections::BTreeMap;

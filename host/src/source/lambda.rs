@@ -161,11 +161,8 @@ pub fn sqs_record(id: String, m: &SqsMessage) -> SourceItem {
             reason: format!("message body is not JSON: {e}"),
         });
     }
-    let mut attributes: Vec<(String, String)> = m
-        .message_attributes
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), v.string_value.clone()?)))
-        .collect();
+    let mut attributes: Vec<(String, String)> =
+        m.message_attributes.iter().filter_map(|(k, v)| Some((k.clone(), v.string_value.clone()?))).collect();
     attributes.sort();
     SourceItem::Record(Record { id, body: body.to_string(), attributes })
 }

@@ -117,7 +117,10 @@ fn notifications_filter_by_predicate_and_carry_attributes() {
         serde_json::from_str(std::fs::read_to_string(dir.path().join("notifications.jsonl")).unwrap().trim()).unwrap();
     assert_eq!(line["topic"], "big");
     // As SNS gets them: `n` is a number, so a Number attribute, written as text.
-    assert_eq!(line["attributes"], serde_json::json!({"currency":"EUR","n":"3","pipeline":"orders","weir_chain":"test"}));
+    assert_eq!(
+        line["attributes"],
+        serde_json::json!({"currency":"EUR","n":"3","pipeline":"orders","weir_chain":"test"})
+    );
     assert_eq!(line["record_id"], "a");
 }
 
@@ -299,9 +302,7 @@ fn envelopes() {
         "userIdentity": {"principalId": "EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
         "responseElements": {}, "s3": {"bucket": {"name": "b"}, "object": {"key": "a%2Fb+c.csv"}}
     });
-    let notification = |records: serde_json::Value| {
-        serde_json::json!({"Type": "Notification", "Message": serde_json::json!({"Records": records}).to_string()})
-    };
+    let notification = |records: serde_json::Value| serde_json::json!({"Type": "Notification", "Message": serde_json::json!({"Records": records}).to_string()});
     let sns = notification(serde_json::json!([record]));
     let Envelope::S3(objects) = envelope(&sns.to_string()) else { panic!() };
     assert_eq!((objects[0].bucket.as_str(), objects[0].key.as_str()), ("b", "a/b c.csv"));

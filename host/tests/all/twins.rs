@@ -54,7 +54,13 @@ impl World {
             let out = self
                 .rt
                 .block_on(
-                    self.aws.sqs.receive_message().queue_url(url).max_number_of_messages(10).message_attribute_names("All").send(),
+                    self.aws
+                        .sqs
+                        .receive_message()
+                        .queue_url(url)
+                        .max_number_of_messages(10)
+                        .message_attribute_names("All")
+                        .send(),
                 )
                 .expect("receive");
             if out.messages().is_empty() {
@@ -63,7 +69,9 @@ impl World {
             for m in out.messages() {
                 let attributes = m
                     .message_attributes()
-                    .map(|a| a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string())).collect())
+                    .map(|a| {
+                        a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string())).collect()
+                    })
                     .unwrap_or_default();
                 all.push((m.body().unwrap_or_default().to_string(), attributes));
                 let delete = self.aws.sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap());
@@ -107,7 +115,8 @@ fn notify_twins_send_the_same_notifications_with_the_same_attributes() {
         let topic = w.aws.sns.create_topic().name("alerts").send().await.expect("topic");
         let arn = topic.topic_arn().unwrap().to_string();
         let attrs = w.aws.sqs.get_queue_attributes().queue_url(&queue).attribute_names(QueueAttributeName::QueueArn);
-        let queue_arn = attrs.send().await.expect("queue arn").attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+        let queue_arn =
+            attrs.send().await.expect("queue arn").attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
         let subscribe = w.aws.sns.subscribe().topic_arn(&arn).protocol("sqs").endpoint(queue_arn);
         subscribe.attributes("RawMessageDelivery", "true").send().await.expect("subscribe");
         arn
@@ -144,8 +153,18 @@ fn notify_twins_send_the_same_notifications_with_the_same_attributes() {
     written.sort_by_key(|(b, _)| b.to_string());
     assert_eq!(written, sent, "the same notifications, with the same attributes");
     let first = &written.iter().find(|(b, _)| b["currency"] == "EUR").unwrap().1;
-    let expected = [("currency", "EUR"), ("pipeline", "orders"), ("total", "12.5"), ("vip", "true"), ("weir_chain", "validate=v@1")];
-    assert_eq!(first, &expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), "empty fields are left out");
+    let expected = [
+        ("currency", "EUR"),
+        ("pipeline", "orders"),
+        ("total", "12.5"),
+        ("vip", "true"),
+        ("weir_chain", "validate=v@1"),
+    ];
+    assert_eq!(
+        first,
+        &expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        "empty fields are left out"
+    );
 }
 
 #[test]
@@ -171,7 +190,8 @@ fn objects_twins_write_the_same_keys_and_bytes_and_rewrite_them_on_redelivery() 
             let report = w.write_both(&mut local, &mut aws, &batch);
             assert_eq!((report.written, report.unwritable.len(), report.failed.len()), (4, 0, 0), "{report:?}");
         }
-        let listed = w.rt.block_on(w.aws.s3.list_objects_v2().bucket("out").prefix(&config.prefix).send()).expect("list");
+        let listed =
+            w.rt.block_on(w.aws.s3.list_objects_v2().bucket("out").prefix(&config.prefix).send()).expect("list");
         let mut keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key().map(String::from)).collect();
         keys.sort();
         let root = w.dir.path().join("objects/out");
@@ -233,7 +253,10 @@ fn dead_letter_twins_keep_the_same_letters_with_the_same_reasons() {
         .map(|(body, a)| {
             let body = match serde_json::from_str::<Value>(&body).ok().and_then(|v| v.get("weir_offloaded").cloned()) {
                 Some(pointer) => {
-                    assert_eq!(a.get("offloaded").map(String::as_str), Some(&*format!("s3://offload/{}", pointer["key"].as_str().unwrap())));
+                    assert_eq!(
+                        a.get("offloaded").map(String::as_str),
+                        Some(&*format!("s3://offload/{}", pointer["key"].as_str().unwrap()))
+                    );
                     String::from_utf8(w.object("offload", pointer["key"].as_str().unwrap())).unwrap()
                 }
                 None => body,

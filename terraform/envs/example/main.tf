@@ -8,23 +8,30 @@ provider "aws" {
   region = var.region
 
   default_tags {
-    tags = { project = "weir", env = "example", pipeline = var.pipeline }
+    tags = { project = "weir", env = "example" }
   }
 }
 
 module "weir" {
   source = "../.."
 
-  name     = "weir"
-  pipeline = var.pipeline
+  name = "weir"
+
+  pipelines = {
+    # The orders example: examples/orders/weir.toml; plan.json is `weir plan` of it.
+    orders = {
+      plan     = jsondecode(file("${path.module}/../../../examples/orders/plan.json"))
+      s3_input = { prefix = "incoming/orders/", suffixes = [".csv"] }
+
+      batch_size              = 100
+      batching_window_seconds = 5
+      signing_keys            = var.signing_keys
+    }
+  }
 
   # null = <repo>/target/lambda/bootstrap/bootstrap.zip, cargo-lambda's output.
   lambda_zip_path     = null
   lambda_architecture = "arm64"
 
-  input_prefix = "incoming/"
-  input_suffix = ".csv"
-
   alerts_email = var.alerts_email
-  signing_keys = var.signing_keys
 }

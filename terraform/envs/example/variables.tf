@@ -4,12 +4,6 @@ variable "region" {
   default     = "eu-west-1"
 }
 
-variable "pipeline" {
-  description = "Pipeline name (weir publish --pipeline NAME)."
-  type        = string
-  default     = "orders"
-}
-
 variable "alerts_email" {
   description = "E-mail address for alarms; null for none."
   type        = string

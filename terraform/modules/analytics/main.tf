@@ -1,10 +1,7 @@
-# Makes the processed output queryable: a Glue table over s3://<bucket>/<prefix>/,
-# partitioned by dt with partition projection (no crawler, no MSCK REPAIR), and an
-# Athena workgroup that writes its results to the output bucket.
-
-locals {
-  location = "s3://${var.output_bucket_name}/${var.output_prefix}/"
-}
+# Makes the pipelines' objects sinks queryable: one Glue database, a Glue table per
+# sink over s3://<bucket>/<pipeline>/<prefix>, partitioned by dt with partition
+# projection (no crawler, no MSCK REPAIR), and an Athena workgroup that writes its
+# results to the output bucket.
 
 resource "aws_glue_catalog_database" "this" {
   name        = var.database_name
@@ -12,9 +9,11 @@ resource "aws_glue_catalog_database" "this" {
 }
 
 resource "aws_glue_catalog_table" "records" {
+  for_each = var.tables
+
   database_name = aws_glue_catalog_database.this.name
-  name          = var.table_name
-  description   = "JSON lines written by weir, one record per line"
+  name          = each.key
+  description   = "JSON lines written by weir pipeline ${each.value.pipeline} (objects sink ${each.value.sink}), one record per line"
   table_type    = "EXTERNAL_TABLE"
 
   parameters = {
@@ -26,7 +25,7 @@ resource "aws_glue_catalog_table" "records" {
     "projection.dt.range"         = "${var.partition_start_date},NOW"
     "projection.dt.interval"      = "1"
     "projection.dt.interval.unit" = "DAYS"
-    "storage.location.template"   = "${local.location}dt=$${dt}/"
+    "storage.location.template"   = "${each.value.location}dt=$${dt}/"
   }
 
   partition_keys {
@@ -35,7 +34,7 @@ resource "aws_glue_catalog_table" "records" {
   }
 
   storage_descriptor {
-    location      = local.location
+    location      = each.value.location
     input_format  = "org.apache.hadoop.mapred.TextInputFormat"
     output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 

@@ -3,14 +3,13 @@ output "database_name" {
   value       = aws_glue_catalog_database.this.name
 }
 
-output "table_name" {
-  description = "Glue catalog table name."
-  value       = aws_glue_catalog_table.records.name
-}
-
-output "table_location" {
-  description = "S3 location of the table."
-  value       = local.location
+output "tables" {
+  description = "Glue tables keyed by name: the pipeline and objects sink each covers and its S3 location."
+  value = { for k, t in aws_glue_catalog_table.records : k => {
+    pipeline = var.tables[k].pipeline
+    sink     = var.tables[k].sink
+    location = t.storage_descriptor[0].location
+  } }
 }
 
 output "workgroup_name" {

@@ -3,18 +3,22 @@ variable "database_name" {
   type        = string
 }
 
-variable "table_name" {
-  description = "Glue catalog table name over the processed output."
-  type        = string
+variable "tables" {
+  description = "Glue tables to create, keyed by table name: the pipeline and objects sink each covers and its S3 location (s3://<bucket>/<prefix>, ending in '/'), under which data lives in dt=YYYY-MM-DD/."
+  type = map(object({
+    pipeline = string
+    sink     = string
+    location = string
+  }))
+
+  validation {
+    condition     = alltrue([for k, t in var.tables : can(regex("^s3://[^/]+/(.*/)?$", t.location)) && can(regex("^[a-z0-9_]{1,255}$", k))])
+    error_message = "Table names are lowercase letters, digits and '_'; locations are s3://bucket/prefix/ (ending in '/')."
+  }
 }
 
 variable "output_bucket_name" {
-  description = "Bucket holding the processed output."
-  type        = string
-}
-
-variable "output_prefix" {
-  description = "Key prefix of the processed output, without leading or trailing slash; data lives under <prefix>/dt=YYYY-MM-DD/."
+  description = "Bucket holding the processed output and the Athena results."
   type        = string
 }
 

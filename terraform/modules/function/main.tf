@@ -1,35 +1,58 @@
-# The weir function: one role with exact grants, its log group, the function itself
-# (provided.al2023, the cargo-lambda `bootstrap` zip) and the SQS event source that
-# reports partial batch failures.
+# One pipeline's function: its bindings document, one role with exact grants on that
+# pipeline's resources only, its log group, the function itself (provided.al2023, the
+# cargo-lambda `bootstrap` zip) and the SQS event source that reports partial batch failures.
 
 locals {
   # lambda/env-vars.json is the contract between this module and the Lambda binary.
   env_contract       = jsondecode(file("${path.module}/../../../lambda/env-vars.json"))
   env_contract_names = sort([for v in local.env_contract.variables : v.name])
 
+  # The bindings document: every sink the pipeline's plan names -> the resource deployed
+  # for it. The function reads it at cold start (WEIR_BINDINGS_KEY); its schema is the
+  # contract in docs/deploy.md ("The bindings document").
+  bindings = {
+    weir_bindings = 1
+    pipeline      = var.pipeline
+    tables = { for l, t in var.tables : l => {
+      name      = t.name
+      arn       = t.arn
+      hash_key  = t.hash_key
+      range_key = t.range_key
+    } }
+    topics  = { for l, t in var.topics : l => { arn = t.arn } }
+    objects = { for l, o in var.objects : l => { bucket = var.output_bucket_name, prefix = o.prefix } }
+    dead_letter = {
+      queue_url      = var.rejects_queue_url
+      queue_arn      = var.rejects_queue_arn
+      offload_bucket = var.output_bucket_name
+      offload_prefix = var.dead_letters_prefix
+    }
+    checkpoints = {
+      bucket = var.output_bucket_name
+      prefix = var.checkpoints_prefix
+    }
+  }
+  bindings_json = jsonencode(local.bindings)
+
   environment = {
-    WEIR_PIPELINE          = var.pipeline
-    WEIR_PLUGINS_BUCKET    = var.plugins_bucket_name
-    WEIR_MANIFEST_KEY      = var.manifest_key
-    WEIR_RESULTS_TABLE     = var.results_table_name
-    WEIR_AGGREGATES_TABLE  = var.aggregates_table_name
-    WEIR_NOTIFY_TOPIC_ARN  = var.notify_topic_arn
-    WEIR_REJECTS_QUEUE_URL = var.rejects_queue_url
-    WEIR_OUTPUT_BUCKET     = var.output_bucket_name
-    WEIR_OUTPUT_PREFIX     = var.output_prefix
-    WEIR_REFRESH_SECONDS   = tostring(var.refresh_seconds)
-    WEIR_SIGNING_KEYS      = join(",", var.signing_keys)
-    WEIR_CACHE_DIR         = var.cache_dir
-    RUST_LOG               = var.rust_log
+    WEIR_PIPELINE        = var.pipeline
+    WEIR_PLUGINS_BUCKET  = var.plugins_bucket_name
+    WEIR_MANIFEST_KEY    = var.manifest_key
+    WEIR_BINDINGS_KEY    = aws_s3_object.bindings.key
+    WEIR_REFRESH_SECONDS = tostring(var.refresh_seconds)
+    WEIR_SIGNING_KEYS    = join(",", var.signing_keys)
+    WEIR_CACHE_DIR       = var.cache_dir
+    RUST_LOG             = var.rust_log
   }
 
   log_group_name = "/aws/lambda/${var.name}"
 
-  # Every Allow names exact actions and exact resource ARNs. The only `*` characters are
-  # the trailing key wildcards of S3 object ARNs under one exact bucket (and prefix) and
-  # of log streams under one exact log group: those resources cannot be enumerated.
-  # CloudWatch metrics (Weir/PluginRefusals) are emitted in Embedded Metric Format on
-  # the log stream, so no cloudwatch:PutMetricData (which only accepts Resource "*").
+  # Every Allow names exact actions and exact resource ARNs, all of this pipeline's own.
+  # The only `*` characters are the trailing key wildcards of S3 object ARNs under one
+  # exact bucket and prefix, and of log streams under one exact log group: those resources
+  # cannot be enumerated. CloudWatch metrics (Weir/PluginRefusals) are emitted in Embedded
+  # Metric Format on the log stream, so no cloudwatch:PutMetricData (which only accepts
+  # Resource "*"). A statement whose resource list would be empty is left out.
   policy_statements = concat(
     [
       {
@@ -45,50 +68,67 @@ locals {
         Resource = [var.rejects_queue_arn]
       },
       {
+        # Without s3:ListBucket, S3 answers a GetObject of a missing key with 403 instead of
+        # NoSuchKey, and the host could not tell "not published yet" from "denied". (A
+        # s3:prefix condition would not apply to that check, so it is bucket-wide: it
+        # shows key names, never content.)
         Sid      = "ListPluginsBucket"
         Effect   = "Allow"
         Action   = ["s3:ListBucket"]
         Resource = [var.plugins_bucket_arn]
       },
       {
+        # This pipeline's manifest, history and bindings; plugins by content address.
         Sid      = "ReadManifestAndPlugins"
         Effect   = "Allow"
         Action   = ["s3:GetObject", "s3:GetObjectVersion"]
-        Resource = ["${var.plugins_bucket_arn}/*"]
+        Resource = ["${var.plugins_bucket_arn}/pipelines/${var.pipeline}/*", "${var.plugins_bucket_arn}/artifacts/*"]
       },
+    ],
+    var.input_prefix == null ? [] : [
       {
         Sid      = "ReadInputObjects"
         Effect   = "Allow"
         Action   = ["s3:GetObject"]
         Resource = ["${var.input_bucket_arn}/${var.input_prefix}*"]
       },
+    ],
+    [
       {
         Sid    = "WriteOutputObjects"
         Effect = "Allow"
         Action = ["s3:PutObject"]
-        # Processed records under the Glue table's location; dead letters too large for SQS
-        # (over 256 KB) under weir-dead-letters/, outside it (the queue message points there).
-        Resource = ["${var.output_bucket_arn}/${var.output_prefix}/*", "${var.output_bucket_arn}/weir-dead-letters/*"]
+        # Each objects sink's prefix; dead letters too large for SQS (over 256 KB) under
+        # weir-dead-letters/<pipeline>/ (the queue message points there).
+        Resource = concat([for o in var.objects : "${var.output_bucket_arn}/${o.prefix}*"], ["${var.output_bucket_arn}/${var.dead_letters_prefix}*"])
       },
       {
         # Progress through objects cut off by the invocation deadline (resumed on retry).
         Sid      = "Checkpoints"
         Effect   = "Allow"
         Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-        Resource = ["${var.output_bucket_arn}/weir-checkpoints/*"]
+        Resource = ["${var.output_bucket_arn}/${var.checkpoints_prefix}*"]
       },
+    ],
+    length(var.tables) == 0 ? [] : [
       {
+        # PutItem and UpdateItem also authorize the items of TransactWriteItems (there is
+        # no separate action); DescribeTable lets the host check the key schemas.
         Sid      = "WriteTables"
         Effect   = "Allow"
-        Action   = ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
-        Resource = [var.results_table_arn, var.aggregates_table_arn]
+        Action   = ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        Resource = sort([for t in var.tables : t.arn])
       },
+    ],
+    length(var.topics) == 0 ? [] : [
       {
         Sid      = "PublishNotifications"
         Effect   = "Allow"
         Action   = ["sns:Publish"]
-        Resource = [var.notify_topic_arn]
+        Resource = sort([for t in var.topics : t.arn])
       },
+    ],
+    [
       {
         Sid      = "WriteLogs"
         Effect   = "Allow"
@@ -105,6 +145,16 @@ locals {
       },
     ],
   )
+}
+
+# Written before the function exists (WEIR_BINDINGS_KEY refers to it), so the first
+# invocation finds it.
+resource "aws_s3_object" "bindings" {
+  bucket       = var.plugins_bucket_name
+  key          = var.bindings_key
+  content      = local.bindings_json
+  content_type = "application/json"
+  tags         = var.tags
 }
 
 resource "aws_iam_role" "this" {
@@ -134,6 +184,9 @@ resource "aws_cloudwatch_log_group" "this" {
 
 resource "aws_lambda_function" "this" {
   function_name = var.name
+  # The bindings are read once per cold start: a changed document changes the description,
+  # and a configuration change starts new execution environments.
+  description   = "weir pipeline ${var.pipeline}; bindings sha256 ${substr(sha256(local.bindings_json), 0, 16)}"
   role          = aws_iam_role.this.arn
   runtime       = "provided.al2023"
   handler       = "bootstrap"
@@ -158,7 +211,7 @@ resource "aws_lambda_function" "this" {
 
   tags = var.tags
 
-  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this, aws_s3_object.bindings]
 }
 
 resource "aws_lambda_event_source_mapping" "input" {

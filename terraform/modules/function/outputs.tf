@@ -28,6 +28,16 @@ output "policy_statements" {
   value       = local.policy_statements
 }
 
+output "bindings_key" {
+  description = "Key of the bindings document in the plugins bucket."
+  value       = aws_s3_object.bindings.key
+}
+
+output "bindings" {
+  description = "The bindings document as written (decoded)."
+  value       = jsondecode(aws_s3_object.bindings.content)
+}
+
 output "event_source_mapping_uuid" {
   description = "UUID of the SQS event source mapping."
   value       = aws_lambda_event_source_mapping.input.uuid

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Function name; also names the role and the log group."
+  description = "Function name, e.g. weir-orders; also names the role and the log group."
   type        = string
 }
 
@@ -39,7 +39,7 @@ variable "log_retention_days" {
 }
 
 variable "plugins_bucket_arn" {
-  description = "ARN of the plugins bucket (manifest and .wasm objects)."
+  description = "ARN of the plugins bucket (manifests, bindings and .wasm objects)."
   type        = string
 }
 
@@ -49,7 +49,12 @@ variable "plugins_bucket_name" {
 }
 
 variable "manifest_key" {
-  description = "Key of the pipeline manifest in the plugins bucket."
+  description = "Key of the pipeline manifest in the plugins bucket (pipelines/<pipeline>/manifest.json)."
+  type        = string
+}
+
+variable "bindings_key" {
+  description = "Key of the bindings document this module writes in the plugins bucket (pipelines/<pipeline>/bindings.json)."
   type        = string
 }
 
@@ -59,8 +64,9 @@ variable "input_bucket_arn" {
 }
 
 variable "input_prefix" {
-  description = "Key prefix of readable input objects (the notification filter prefix)."
+  description = "Key prefix of the input objects this pipeline may read (its notification filter prefix), or null without an S3 input."
   type        = string
+  default     = null
 }
 
 variable "output_bucket_arn" {
@@ -73,44 +79,37 @@ variable "output_bucket_name" {
   type        = string
 }
 
-variable "output_prefix" {
-  description = "Key prefix of the function's output, without leading or trailing slash."
+variable "tables" {
+  description = "The plan's tables, keyed by logical name: physical name, ARN and key schema."
+  type = map(object({
+    name      = string
+    arn       = string
+    hash_key  = string
+    range_key = optional(string)
+  }))
+}
+
+variable "topics" {
+  description = "The plan's topics, keyed by logical name: ARN."
+  type = map(object({
+    arn = string
+  }))
+}
+
+variable "objects" {
+  description = "The plan's objects sinks, keyed by logical name: key prefix in the output bucket (<pipeline>/<plan prefix>)."
+  type = map(object({
+    prefix = string
+  }))
+}
+
+variable "dead_letters_prefix" {
+  description = "Key prefix in the output bucket for dead letters too large for SQS (weir-dead-letters/<pipeline>/)."
   type        = string
 }
 
-variable "results_table_name" {
-  description = "Name of the results table."
-  type        = string
-}
-
-variable "results_table_arn" {
-  description = "ARN of the results table."
-  type        = string
-}
-
-variable "aggregates_table_name" {
-  description = "Name of the aggregates table."
-  type        = string
-}
-
-variable "aggregates_table_arn" {
-  description = "ARN of the aggregates table."
-  type        = string
-}
-
-variable "notify_topic_arn" {
-  description = "ARN of the notifications topic the function publishes to."
-  type        = string
-}
-
-variable "sns_kms_key_arn" {
-  description = "Customer-managed KMS key of the notifications topic, or null; when set the role may use it for publishing and nothing else."
-  type        = string
-  default     = null
-}
-
-variable "input_queue_arn" {
-  description = "ARN of the input queue (event source)."
+variable "checkpoints_prefix" {
+  description = "Key prefix in the output bucket for checkpoints (weir-checkpoints/<pipeline>/)."
   type        = string
 }
 
@@ -124,8 +123,19 @@ variable "rejects_queue_url" {
   type        = string
 }
 
+variable "input_queue_arn" {
+  description = "ARN of the input queue (event source)."
+  type        = string
+}
+
+variable "sns_kms_key_arn" {
+  description = "Customer-managed KMS key of the SNS topics, or null (then no KMS grant)."
+  type        = string
+  default     = null
+}
+
 variable "refresh_seconds" {
-  description = "Manifest refresh interval, in seconds (0 = every invocation)."
+  description = "How often the manifest is re-read, in seconds (0 = every invocation)."
   type        = number
 }
 

@@ -1,54 +1,67 @@
-# The way into the pipeline: S3 object-created events -> (optional SNS fan-out) -> input
-# queue, buffered by SQS, retried max_receive_count times, then parked in the input DLQ.
-# Records that a plugin rejects are not retried: the Lambda sends them to the rejects queue.
+# The ways into the pipelines. Each pipeline has an input queue (its function's event
+# source: records sent to it directly, and S3 events) that retries a batch
+# max_receive_count times and then parks it in the pipeline's input DLQ, and a rejects
+# queue where its function sends the records its plugins refuse (not retried).
+# The input bucket is shared: its one notification sends each pipeline's prefix/suffix
+# filter to that pipeline's queue, or to its input-events topic (S3 -> SNS -> queue,
+# for other subscribers of the same events).
 
 locals {
-  # One S3 notification cannot target both a queue and a topic with overlapping filters,
-  # so fan-out goes S3 -> topic -> queue rather than S3 -> {queue, topic}.
-  events_source_arn = var.enable_input_events_topic ? aws_sns_topic.input_events[0].arn : var.input_bucket_arn
+  s3_pipelines  = { for k, p in var.pipelines : k => p.s3 if p.s3 != null }
+  sns_pipelines = { for k, s in local.s3_pipelines : k => s if s.via_sns }
 }
 
 resource "aws_sqs_queue" "input_dlq" {
-  name                      = "${var.name}-input-dlq"
+  for_each = var.pipelines
+
+  name                      = "${var.name}-${each.key}-input-dlq"
   message_retention_seconds = var.dlq_message_retention_seconds
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
 }
 
 resource "aws_sqs_queue" "input" {
-  name                       = "${var.name}-input"
-  visibility_timeout_seconds = var.visibility_timeout_seconds
+  for_each = var.pipelines
+
+  name                       = "${var.name}-${each.key}-input"
+  visibility_timeout_seconds = each.value.visibility_timeout_seconds
   message_retention_seconds  = var.message_retention_seconds
   receive_wait_time_seconds  = 20
   sqs_managed_sse_enabled    = true
   redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.input_dlq.arn
-    maxReceiveCount     = var.max_receive_count
+    deadLetterTargetArn = aws_sqs_queue.input_dlq[each.key].arn
+    maxReceiveCount     = each.value.max_receive_count
   })
   tags = var.tags
 }
 
 # Records rejected by plugins (invalid data, not faults): inspected and replayed by people.
 resource "aws_sqs_queue" "rejects" {
-  name                      = "${var.name}-rejects"
+  for_each = var.pipelines
+
+  name                      = each.value.rejects_queue_name
   message_retention_seconds = var.dlq_message_retention_seconds
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
 }
 
+# Only a pipeline with an S3 input lets a service send to its queue: the bucket itself,
+# or the pipeline's input-events topic.
 resource "aws_sqs_queue_policy" "input" {
-  queue_url = aws_sqs_queue.input.id
+  for_each = local.s3_pipelines
+
+  queue_url = aws_sqs_queue.input[each.key].id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
       {
-        Sid       = var.enable_input_events_topic ? "AllowInputEventsTopic" : "AllowInputBucket"
+        Sid       = each.value.via_sns ? "AllowInputEventsTopic" : "AllowInputBucket"
         Effect    = "Allow"
-        Principal = { Service = var.enable_input_events_topic ? "sns.amazonaws.com" : "s3.amazonaws.com" }
+        Principal = { Service = each.value.via_sns ? "sns.amazonaws.com" : "s3.amazonaws.com" }
         Action    = "sqs:SendMessage"
-        Resource  = aws_sqs_queue.input.arn
+        Resource  = aws_sqs_queue.input[each.key].arn
         Condition = {
-          ArnEquals    = { "aws:SourceArn" = local.events_source_arn }
+          ArnEquals    = { "aws:SourceArn" = each.value.via_sns ? aws_sns_topic.input_events[each.key].arn : var.input_bucket_arn }
           StringEquals = { "aws:SourceAccount" = var.account_id }
         }
       },
@@ -57,17 +70,17 @@ resource "aws_sqs_queue_policy" "input" {
 }
 
 resource "aws_sns_topic" "input_events" {
-  count = var.enable_input_events_topic ? 1 : 0
+  for_each = local.sns_pipelines
 
-  name              = "${var.name}-input-events"
+  name              = "${var.name}-${each.key}-input-events"
   kms_master_key_id = var.sns_kms_key_arn
   tags              = var.tags
 }
 
 resource "aws_sns_topic_policy" "input_events" {
-  count = var.enable_input_events_topic ? 1 : 0
+  for_each = local.sns_pipelines
 
-  arn = aws_sns_topic.input_events[0].arn
+  arn = aws_sns_topic.input_events[each.key].arn
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
@@ -75,7 +88,7 @@ resource "aws_sns_topic_policy" "input_events" {
       Effect    = "Allow"
       Principal = { Service = "s3.amazonaws.com" }
       Action    = "sns:Publish"
-      Resource  = aws_sns_topic.input_events[0].arn
+      Resource  = aws_sns_topic.input_events[each.key].arn
       Condition = {
         ArnEquals    = { "aws:SourceArn" = var.input_bucket_arn }
         StringEquals = { "aws:SourceAccount" = var.account_id }
@@ -85,39 +98,44 @@ resource "aws_sns_topic_policy" "input_events" {
 }
 
 resource "aws_sns_topic_subscription" "input_events_to_queue" {
-  count = var.enable_input_events_topic ? 1 : 0
+  for_each = local.sns_pipelines
 
-  topic_arn = aws_sns_topic.input_events[0].arn
+  topic_arn = aws_sns_topic.input_events[each.key].arn
   protocol  = "sqs"
-  endpoint  = aws_sqs_queue.input.arn
+  endpoint  = aws_sqs_queue.input[each.key].arn
   # The queue receives the S3 event JSON itself, exactly as with direct delivery.
   raw_message_delivery = true
 
   depends_on = [aws_sqs_queue_policy.input]
 }
 
+# One bucket has one notification configuration: every pipeline's rules are in it.
+# A pipeline's rules go to its queue, or to its topic when via_sns (S3 forbids a queue
+# and a topic rule with overlapping filters, so fan-out is S3 -> topic -> queue).
 resource "aws_s3_bucket_notification" "input" {
+  count = length(var.rules) > 0 ? 1 : 0
+
   bucket = var.input_bucket_id
 
   dynamic "queue" {
-    for_each = var.enable_input_events_topic ? [] : [aws_sqs_queue.input.arn]
+    for_each = [for r in var.rules : r if !r.via_sns]
     content {
-      id            = "weir-input"
-      queue_arn     = queue.value
+      id            = queue.value.id
+      queue_arn     = aws_sqs_queue.input[queue.value.pipeline].arn
       events        = ["s3:ObjectCreated:*"]
-      filter_prefix = var.filter_prefix
-      filter_suffix = var.filter_suffix
+      filter_prefix = queue.value.prefix
+      filter_suffix = queue.value.suffix
     }
   }
 
   dynamic "topic" {
-    for_each = var.enable_input_events_topic ? [aws_sns_topic.input_events[0].arn] : []
+    for_each = [for r in var.rules : r if r.via_sns]
     content {
-      id            = "weir-input"
-      topic_arn     = topic.value
+      id            = topic.value.id
+      topic_arn     = aws_sns_topic.input_events[topic.value.pipeline].arn
       events        = ["s3:ObjectCreated:*"]
-      filter_prefix = var.filter_prefix
-      filter_suffix = var.filter_suffix
+      filter_prefix = topic.value.prefix
+      filter_suffix = topic.value.suffix
     }
   }
 

@@ -1,68 +1,25 @@
-output "input_queue_arn" {
-  description = "ARN of the input queue (the function's event source)."
-  value       = aws_sqs_queue.input.arn
-}
-
-output "input_queue_url" {
-  description = "URL of the input queue."
-  value       = aws_sqs_queue.input.id
-}
-
-output "input_queue_name" {
-  description = "Name of the input queue."
-  value       = aws_sqs_queue.input.name
-}
-
-output "input_queue_redrive_policy" {
-  description = "Redrive policy of the input queue, decoded."
-  value       = jsondecode(aws_sqs_queue.input.redrive_policy)
-}
-
-output "input_queue_visibility_timeout_seconds" {
-  description = "Visibility timeout of the input queue, in seconds."
-  value       = aws_sqs_queue.input.visibility_timeout_seconds
-}
-
-output "input_dlq_arn" {
-  description = "ARN of the input dead-letter queue."
-  value       = aws_sqs_queue.input_dlq.arn
-}
-
-output "input_dlq_url" {
-  description = "URL of the input dead-letter queue."
-  value       = aws_sqs_queue.input_dlq.id
-}
-
-output "input_dlq_name" {
-  description = "Name of the input dead-letter queue."
-  value       = aws_sqs_queue.input_dlq.name
-}
-
-output "rejects_queue_arn" {
-  description = "ARN of the queue for records rejected by plugins."
-  value       = aws_sqs_queue.rejects.arn
-}
-
-output "rejects_queue_url" {
-  description = "URL of the queue for records rejected by plugins."
-  value       = aws_sqs_queue.rejects.id
-}
-
-output "rejects_queue_name" {
-  description = "Name of the queue for records rejected by plugins."
-  value       = aws_sqs_queue.rejects.name
-}
-
-output "input_events_topic_arn" {
-  description = "ARN of the input events fan-out topic, or null when disabled."
-  value       = var.enable_input_events_topic ? aws_sns_topic.input_events[0].arn : null
+output "pipelines" {
+  description = "Per pipeline: its input queue (URL, ARN, name, redrive policy, visibility timeout), input DLQ, rejects queue and input-events topic (null without one)."
+  value = { for k, p in var.pipelines : k => {
+    input_queue_url                        = aws_sqs_queue.input[k].id
+    input_queue_arn                        = aws_sqs_queue.input[k].arn
+    input_queue_name                       = aws_sqs_queue.input[k].name
+    input_queue_redrive_policy             = jsondecode(aws_sqs_queue.input[k].redrive_policy)
+    input_queue_visibility_timeout_seconds = aws_sqs_queue.input[k].visibility_timeout_seconds
+    input_dlq_url                          = aws_sqs_queue.input_dlq[k].id
+    input_dlq_arn                          = aws_sqs_queue.input_dlq[k].arn
+    input_dlq_name                         = aws_sqs_queue.input_dlq[k].name
+    rejects_queue_url                      = aws_sqs_queue.rejects[k].id
+    rejects_queue_arn                      = aws_sqs_queue.rejects[k].arn
+    rejects_queue_name                     = aws_sqs_queue.rejects[k].name
+    input_events_topic_arn                 = contains(keys(local.sns_pipelines), k) ? aws_sns_topic.input_events[k].arn : null
+  } }
 }
 
 output "notification" {
-  description = "The bucket notification as configured: destination kind, prefix and suffix."
+  description = "The input bucket's one notification as configured: its queue and topic rules (empty without any S3 input)."
   value = {
-    destination = var.enable_input_events_topic ? "sns" : "sqs"
-    queues      = aws_s3_bucket_notification.input.queue
-    topics      = aws_s3_bucket_notification.input.topic
+    queues = length(aws_s3_bucket_notification.input) > 0 ? aws_s3_bucket_notification.input[0].queue : []
+    topics = length(aws_s3_bucket_notification.input) > 0 ? aws_s3_bucket_notification.input[0].topic : []
   }
 }

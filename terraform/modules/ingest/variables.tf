@@ -1,10 +1,39 @@
 variable "name" {
-  description = "Name prefix for the queues and topic, e.g. weir-main."
+  description = "Name prefix of the queues and topics, e.g. weir (queues are <name>-<pipeline>-input, ...)."
   type        = string
 }
 
+variable "pipelines" {
+  description = "Per pipeline: input queue settings, the name of its rejects queue, and its S3 input (null = none; via_sns = through an input-events topic)."
+  type = map(object({
+    visibility_timeout_seconds = number
+    max_receive_count          = number
+    rejects_queue_name         = string
+    s3 = optional(object({
+      via_sns = bool
+    }))
+  }))
+}
+
+variable "rules" {
+  description = "The input bucket's notification rules (object-created events): each names its pipeline, a key prefix and suffix (empty = any), and whether it goes through the pipeline's input-events topic."
+  type = list(object({
+    id       = string
+    pipeline = string
+    prefix   = string
+    suffix   = string
+    via_sns  = bool
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for r in var.rules : contains(keys(var.pipelines), r.pipeline)])
+    error_message = "Every notification rule must name a pipeline of pipelines."
+  }
+}
+
 variable "input_bucket_id" {
-  description = "Name of the input bucket whose object-created events feed the pipeline."
+  description = "Name of the input bucket whose object-created events feed the pipelines."
   type        = string
 }
 
@@ -18,44 +47,18 @@ variable "account_id" {
   type        = string
 }
 
-variable "filter_prefix" {
-  description = "Only objects whose key starts with this prefix raise events (empty = all keys)."
-  type        = string
-}
-
-variable "filter_suffix" {
-  description = "Only objects whose key ends with this suffix raise events (empty = all keys)."
-  type        = string
-}
-
-variable "enable_input_events_topic" {
-  description = "Send the bucket's object-created events to an SNS topic that fans out to the input queue (raw delivery) and to any other subscriber, instead of straight to the queue."
-  type        = bool
-  default     = false
-}
-
-variable "visibility_timeout_seconds" {
-  description = "Visibility timeout of the input queue, in seconds (at least six times the function timeout)."
-  type        = number
-}
-
-variable "max_receive_count" {
-  description = "Receives of one message before SQS moves it to the input dead-letter queue."
-  type        = number
-}
-
 variable "message_retention_seconds" {
-  description = "Retention of the input queue, in seconds."
+  description = "Retention of the input queues, in seconds."
   type        = number
 }
 
 variable "dlq_message_retention_seconds" {
-  description = "Retention of the dead-letter queues, in seconds."
+  description = "Retention of the dead-letter and rejects queues, in seconds."
   type        = number
 }
 
 variable "sns_kms_key_arn" {
-  description = "Customer-managed KMS key ARN for the input events topic, or null for an unencrypted topic."
+  description = "Customer-managed KMS key ARN for the input-events topics, or null for unencrypted topics."
   type        = string
   default     = null
 }

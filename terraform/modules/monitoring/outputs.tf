@@ -1,16 +1,14 @@
-output "alarm_names" {
-  description = "Alarm names keyed by what they watch."
-  value       = { for k, a in aws_cloudwatch_metric_alarm.this : k => a.alarm_name }
-}
-
 output "alarms" {
-  description = "Metric and actions of every alarm, keyed by what it watches."
-  value = { for k, a in aws_cloudwatch_metric_alarm.this : k => {
-    namespace     = a.namespace
-    metric_name   = a.metric_name
-    dimensions    = a.dimensions
-    alarm_actions = a.alarm_actions
-    ok_actions    = a.ok_actions
+  description = "Metric and actions of every alarm, keyed by pipeline, then by what it watches."
+  value = { for k in keys(var.pipelines) : k => {
+    for key, a in aws_cloudwatch_metric_alarm.this : local.alarms[key].kind => {
+      alarm_name    = a.alarm_name
+      namespace     = a.namespace
+      metric_name   = a.metric_name
+      dimensions    = a.dimensions
+      alarm_actions = a.alarm_actions
+      ok_actions    = a.ok_actions
+    } if local.alarms[key].pipeline == k
   } }
 }
 

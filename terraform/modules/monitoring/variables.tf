@@ -1,10 +1,5 @@
 variable "name" {
-  description = "Name prefix for alarms and the dashboard, e.g. weir-main."
-  type        = string
-}
-
-variable "pipeline" {
-  description = "Pipeline name: the Pipeline dimension of Weir/PluginRefusals."
+  description = "Name prefix of the alarms (<name>-<pipeline>-<what>) and the dashboard's name, e.g. weir."
   type        = string
 }
 
@@ -18,24 +13,14 @@ variable "alerts_topic_arn" {
   type        = string
 }
 
-variable "function_name" {
-  description = "Name of the weir function."
-  type        = string
-}
-
-variable "input_queue_name" {
-  description = "Name of the input queue."
-  type        = string
-}
-
-variable "input_dlq_name" {
-  description = "Name of the input dead-letter queue."
-  type        = string
-}
-
-variable "rejects_queue_name" {
-  description = "Name of the queue for records rejected by plugins."
-  type        = string
+variable "pipelines" {
+  description = "Per pipeline (its name is the Pipeline dimension of Weir/PluginRefusals): its function and the names of its input queue, input DLQ and rejects queue."
+  type = map(object({
+    function_name      = string
+    input_queue_name   = string
+    input_dlq_name     = string
+    rejects_queue_name = string
+  }))
 }
 
 variable "period_seconds" {
@@ -45,31 +30,31 @@ variable "period_seconds" {
 }
 
 variable "dlq_depth_threshold" {
-  description = "Alarm when the input DLQ holds more than this many visible messages."
+  description = "Alarm when a pipeline's input DLQ holds more than this many visible messages."
   type        = number
   default     = 0
 }
 
 variable "rejects_depth_threshold" {
-  description = "Alarm when the rejects queue holds more than this many visible messages."
+  description = "Alarm when a pipeline's rejects queue holds more than this many visible messages."
   type        = number
   default     = 100
 }
 
 variable "errors_threshold" {
-  description = "Alarm when the function reports more than this many errors in one period."
+  description = "Alarm when a function reports more than this many errors in one period."
   type        = number
   default     = 0
 }
 
 variable "throttles_threshold" {
-  description = "Alarm when the function is throttled more than this many times in one period."
+  description = "Alarm when a function is throttled more than this many times in one period."
   type        = number
   default     = 0
 }
 
 variable "oldest_message_age_threshold_seconds" {
-  description = "Alarm when the oldest message in the input queue is older than this, in seconds."
+  description = "Alarm when the oldest message in a pipeline's input queue is older than this, in seconds."
   type        = number
   default     = 900
 }

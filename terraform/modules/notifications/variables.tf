@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix for the topics and the example subscriber queue, e.g. weir-main."
+  description = "Name prefix of the alerts topic, e.g. weir."
   type        = string
 }
 
@@ -8,15 +8,17 @@ variable "account_id" {
   type        = string
 }
 
-variable "create_example_subscription" {
-  description = "Create an SQS queue subscribed to the notifications topic through a filter policy, as an example consumer."
-  type        = bool
-  default     = true
-}
+variable "topics" {
+  description = "The pipelines' topics, keyed by topic name (<name>-<pipeline>-<topic>, ending in .fifo when fifo is true)."
+  type = map(object({
+    fifo = bool
+  }))
+  default = {}
 
-variable "example_filter_policy" {
-  description = "SNS filter policy (on message attributes) of the example subscription."
-  type        = map(list(string))
+  validation {
+    condition     = alltrue([for k, t in var.topics : t.fifo == endswith(k, ".fifo")])
+    error_message = "A FIFO topic's name must end in .fifo, and only a FIFO topic's."
+  }
 }
 
 variable "alerts_email" {
@@ -26,7 +28,7 @@ variable "alerts_email" {
 }
 
 variable "sns_kms_key_arn" {
-  description = "Customer-managed KMS key ARN for both topics, or null for unencrypted topics. Its key policy must let cloudwatch.amazonaws.com use it."
+  description = "Customer-managed KMS key ARN for every topic, or null for unencrypted topics. Its key policy must let cloudwatch.amazonaws.com use it."
   type        = string
   default     = null
 }

@@ -1,6 +1,8 @@
-# S3 buckets of weir: the plugins bucket (manifest + .wasm, written by `weir publish`),
-# the input bucket (object-created events feed the pipeline) and, unless an existing
-# one is reused, the output bucket (JSON lines queried through Athena).
+# S3 buckets of weir, shared by every pipeline: the plugins bucket (manifests and .wasm,
+# written by `weir publish`; bindings documents, written by terraform), the input bucket
+# (object-created events feed the pipelines) and, unless an existing one is reused, the
+# output bucket (objects sinks, dead letters, checkpoints, Athena results).
+# Their TLS-only policies are in modules/bucket_policies.
 
 data "aws_partition" "current" {}
 
@@ -90,25 +92,4 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   }
 
   depends_on = [aws_s3_bucket_versioning.this]
-}
-
-# Guardrail, not a grant: deny any request that is not over TLS. A Deny on s3:* is
-# the documented way to express this; Allow statements elsewhere name exact actions.
-resource "aws_s3_bucket_policy" "tls_only" {
-  for_each = aws_s3_bucket.this
-
-  bucket = each.value.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "DenyInsecureTransport"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "s3:*"
-      Resource  = [each.value.arn, "${each.value.arn}/*"]
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
-
-  depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -1,17 +1,10 @@
-# Where results land: one item per processed record (results) and counters the
-# pipeline adds to (aggregates). On-demand, PITR, server-side encryption, TTL.
-
-locals {
-  tables = {
-    results    = var.results_keys
-    aggregates = var.aggregates_keys
-  }
-}
+# Where the pipelines' table sinks land: one DynamoDB table per table of every plan.
+# On-demand, PITR, server-side encryption, TTL; key attributes are strings (S).
 
 resource "aws_dynamodb_table" "this" {
-  for_each = local.tables
+  for_each = var.tables
 
-  name                        = "${var.name}-${each.key}"
+  name                        = each.key
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = each.value.hash_key
   range_key                   = each.value.range_key
@@ -19,14 +12,14 @@ resource "aws_dynamodb_table" "this" {
 
   attribute {
     name = each.value.hash_key
-    type = each.value.hash_key_type
+    type = "S"
   }
 
   dynamic "attribute" {
     for_each = each.value.range_key == null ? [] : [each.value.range_key]
     content {
       name = attribute.value
-      type = each.value.range_key_type
+      type = "S"
     }
   }
 

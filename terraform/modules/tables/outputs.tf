@@ -1,9 +1,9 @@
-output "names" {
-  description = "Table names keyed by role (results, aggregates)."
-  value       = { for k, t in aws_dynamodb_table.this : k => t.name }
+output "arns" {
+  description = "Table ARNs keyed by table name."
+  value       = { for k, t in aws_dynamodb_table.this : k => t.arn }
 }
 
-output "arns" {
-  description = "Table ARNs keyed by role (results, aggregates)."
-  value       = { for k, t in aws_dynamodb_table.this : k => t.arn }
+output "key_schemas" {
+  description = "Hash and range key of every table, keyed by table name."
+  value       = { for k, t in aws_dynamodb_table.this : k => { hash_key = t.hash_key, range_key = t.range_key } }
 }

@@ -1,26 +1,9 @@
-variable "name" {
-  description = "Name prefix for the tables, e.g. weir-main."
-  type        = string
-}
-
-variable "results_keys" {
-  description = "Key schema of the results table: hash key and optional range key, each with a DynamoDB scalar type (S, N or B)."
-  type = object({
-    hash_key       = string
-    hash_key_type  = optional(string, "S")
-    range_key      = optional(string)
-    range_key_type = optional(string, "S")
-  })
-}
-
-variable "aggregates_keys" {
-  description = "Key schema of the aggregates table: hash key and optional range key, each with a DynamoDB scalar type (S, N or B)."
-  type = object({
-    hash_key       = string
-    hash_key_type  = optional(string, "S")
-    range_key      = optional(string)
-    range_key_type = optional(string, "S")
-  })
+variable "tables" {
+  description = "Tables to create, keyed by table name (<name>-<pipeline>-<table>): hash key and optional range key, both string (S) attributes."
+  type = map(object({
+    hash_key  = string
+    range_key = optional(string)
+  }))
 }
 
 variable "ttl_attribute" {
@@ -29,7 +12,7 @@ variable "ttl_attribute" {
 }
 
 variable "deletion_protection" {
-  description = "Enable DynamoDB deletion protection on both tables."
+  description = "Enable DynamoDB deletion protection on every table."
   type        = bool
   default     = true
 }

@@ -44,7 +44,8 @@ impl RejectedFile {
             // large for SQS is whole here, as it is whole in S3 behind the pointer the deployed
             // function sends (it always has an offload bucket).
             let m = message(letter);
-            let mut line = serde_json::to_value(letter).map_err(|source| SinkError::Encode { sink: sink.clone(), source })?;
+            let mut line =
+                serde_json::to_value(letter).map_err(|source| SinkError::Encode { sink: sink.clone(), source })?;
             line["reason"] = serde_json::Value::String(m.attributes.get("reason").cloned().unwrap_or_default());
             writeln!(out, "{line}").map_err(|source| io(&sink, source))?;
         }

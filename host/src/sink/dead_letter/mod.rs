@@ -109,10 +109,7 @@ pub fn must_offload(m: &Message) -> bool {
 /// Why a letter that must be offloaded fails without an offload bucket (its input is retried,
 /// and ends in the source queue's own redrive queue), in both twins.
 pub fn no_offload(m: &Message) -> String {
-    format!(
-        "dead letter of {} bytes cannot be sent to SQS and no dead_letter.offload_bucket is configured",
-        m.size()
-    )
+    format!("dead letter of {} bytes cannot be sent to SQS and no dead_letter.offload_bucket is configured", m.size())
 }
 
 /// Takes dead letters.

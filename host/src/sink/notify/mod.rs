@@ -142,11 +142,7 @@ pub fn message(
         attributes.insert("weir_chain".to_string(), ("String", chain.to_string()));
     }
     let (group_id, dedup_id) = if fifo {
-        let group = config
-            .group_by
-            .as_ref()
-            .and_then(|f| key_value(&value, f))
-            .unwrap_or_else(|| pipeline.to_string());
+        let group = config.group_by.as_ref().and_then(|f| key_value(&value, f)).unwrap_or_else(|| pipeline.to_string());
         (Some(group), Some(hex::encode(Sha256::digest(record.id.as_bytes()))))
     } else {
         (None, None)

@@ -82,6 +82,19 @@ impl PartitionTemplate {
     }
 }
 
+/// The template as written (`dt={date}/`).
+impl std::fmt::Display for PartitionTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for part in &self.parts {
+            match part {
+                TemplatePart::Literal(s) => f.write_str(s)?,
+                TemplatePart::Field(field) => write!(f, "{{{field}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Output file format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

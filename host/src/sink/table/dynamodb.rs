@@ -165,7 +165,8 @@ impl DynamoTable {
                 .collect::<Result<_, SinkError>>()?;
             groups.push((indexes, requests));
         }
-        let writes = groups.into_iter().map(|(indexes, requests)| async move { (indexes, self.put_group(requests).await) });
+        let writes =
+            groups.into_iter().map(|(indexes, requests)| async move { (indexes, self.put_group(requests).await) });
         for (indexes, result) in futures_bounded(self.concurrency.max(1), writes).await {
             match result {
                 Ok(()) => report.written += indexes.len(),

@@ -22,7 +22,7 @@ pub fn item(body: &str, key: &[String], chain: &str) -> Result<Map<String, Value
         return Err("a table item must be a JSON object".into());
     };
     for k in key {
-        key_part(&map, k).map_err(|_| format!("key attribute `{k}` is missing, empty, or not a string or number"))?;
+        key_part(&map, k).ok_or_else(|| format!("key attribute `{k}` is missing, empty, or not a string or number"))?;
     }
     let size = item_size(&map) + if chain.is_empty() { 0 } else { CHAIN_ATTRIBUTE.len() + chain.len() };
     if size > MAX_ITEM_BYTES {
@@ -32,11 +32,11 @@ pub fn item(body: &str, key: &[String], chain: &str) -> Result<Map<String, Value
 }
 
 /// A key (or group) attribute: a non-empty string or a number.
-pub fn key_part<'a>(map: &'a Map<String, Value>, field: &str) -> Result<&'a Value, ()> {
+pub fn key_part<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     match map.get(field) {
-        Some(v @ Value::String(s)) if !s.is_empty() => Ok(v),
-        Some(v @ Value::Number(_)) => Ok(v),
-        _ => Err(()),
+        Some(v @ Value::String(s)) if !s.is_empty() => Some(v),
+        Some(v @ Value::Number(_)) => Some(v),
+        _ => None,
     }
 }
 
@@ -47,7 +47,7 @@ pub fn deltas<'a>(
     group_by: &str,
     counters: &[Counter],
 ) -> Result<(&'a Value, Vec<Decimal>), String> {
-    let group = key_part(map, group_by).map_err(|_| format!("group field `{group_by}` is missing or empty"))?;
+    let group = key_part(map, group_by).ok_or_else(|| format!("group field `{group_by}` is missing or empty"))?;
     let mut values = Vec::with_capacity(counters.len());
     for c in counters {
         match (c.op, &c.field) {
