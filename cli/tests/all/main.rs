@@ -261,7 +261,9 @@ fn send_to_a_queue_then_run_on_aws() {
             .unwrap();
     };
     let table = |name: &str, key: &str| serde_json::json!({"name": name, "hash_key": key});
-    put_bindings(serde_json::json!({"orders": table("deployed-orders", "pk"), "user_stats": table("user_stats", "user_id")}));
+    put_bindings(
+        serde_json::json!({"orders": table("deployed-orders", "pk"), "user_stats": table("user_stats", "user_id")}),
+    );
     let on_deployment = |input: &Path| {
         weir_aws(&[
             "run",
@@ -289,7 +291,8 @@ fn send_to_a_queue_then_run_on_aws() {
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
     let rows = rt.block_on(dynamodb.scan().table_name("deployed-orders").send()).unwrap();
     assert_eq!(rows.count() as u64, delivered, "one row per delivered order, in the deployed table");
-    let objects = rt.block_on(s3.list_objects_v2().bucket("orders-processed").prefix("deployed/orders/").send()).unwrap();
+    let objects =
+        rt.block_on(s3.list_objects_v2().bucket("orders-processed").prefix("deployed/orders/").send()).unwrap();
     assert!(objects.key_count().unwrap_or(0) > 0, "objects under the deployed prefix");
 
     // A table that does not exist: the run says which inputs failed and exits non-zero.

@@ -220,7 +220,25 @@ impl<T: Transform> Runner<T> {
         if skip > 0 {
             tracing::info!(input = %id, rows = skip, "resuming after the rows done before the last deadline");
         }
-        let (failures, done) = self.run_stream(items.skip(skip as usize), Drain::Abandon, |_| {})?;
+        let mut items = items.peekable();
+        // Skip exactly the rows done, and nothing else: a read failure among them (a reader
+        // ends its stream after one) is the unit's failure, and the checkpoint stays.
+        let mut skipped = 0;
+        while skipped < skip && items.next_if(|item| !matches!(item, SourceItem::Failed(_))).is_some() {
+            skipped += 1;
+        }
+        if skipped < skip && items.peek().is_none() {
+            // Fewer rows than were done: not the input that was checkpointed. Start it over on
+            // the retry (the sinks absorb the repeats); nothing of it is acknowledged now.
+            if let Some(c) = &self.checkpoints {
+                c.clear(id);
+            }
+            let reason = format!(
+                "has {skipped} rows, fewer than the {skip} its checkpoint counts as done: it changed; retried from its start"
+            );
+            return Ok(Some((id.to_string(), reason)));
+        }
+        let (failures, done) = self.run_stream(items, Drain::Abandon, |_| {})?;
         if let Some(c) = &self.checkpoints {
             if failures.contains_key(DEADLINE_ID) && done > 0 {
                 c.save(id, skip + done);
@@ -765,6 +783,35 @@ mod tests {
         assert_eq!(progress.lookups.load(Ordering::SeqCst), 1);
         assert!(progress.done.lock().unwrap().is_empty(), "finished: the checkpoint is gone");
         assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1", "r2", "r3", "r4"], "every row once");
+    }
+
+    /// Resuming skips exactly the rows done: a read failure among them fails the unit and keeps
+    /// the checkpoint (it used to be skipped like a row, the stream ended, and the object was
+    /// acknowledged with its remaining rows never read); an input shorter than its checkpoint is
+    /// failed and started over.
+    #[test]
+    fn a_resume_never_skips_past_a_read_failure_or_the_end() {
+        let (sink, letters, progress) = (Memory::default(), Letters::default(), Progress::default());
+        progress.done.lock().unwrap().insert("s3://in/o.csv".into(), 3);
+        let failed = |id: &str| {
+            SourceItem::Failed(Unreadable { id: id.into(), raw: String::new(), reason: "connection reset".into() })
+        };
+        let mut r = runner(&sink, &letters, 2);
+        r.set_checkpoints(Some(Box::new(progress.clone())));
+        // The re-read fails at its second row, before the three done rows were skipped.
+        let broken = records(&["a"]).into_iter().chain([failed("s3://in/o.csv#2")]);
+        let failure = r.run_resumable("s3://in/o.csv", broken, true).unwrap().expect("the unit failed");
+        assert!(failure.1.contains("connection reset"), "{failure:?}");
+        assert_eq!(progress.done.lock().unwrap()["s3://in/o.csv"], 3, "the checkpoint stays");
+        assert!(sink.written.lock().unwrap().is_empty());
+
+        // Two rows where three were done: failed, and the retry starts from the first row.
+        let short = records(&["a", "b"]).into_iter();
+        let failure = r.run_resumable("s3://in/o.csv", short, true).unwrap().expect("the unit failed");
+        assert!(failure.1.contains("has 2 rows, fewer than the 3"), "{failure:?}");
+        assert!(progress.done.lock().unwrap().is_empty());
+        assert_eq!(r.run_resumable("s3://in/o.csv", records(&["a", "b"]).into_iter(), true).unwrap(), None);
+        assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1"]);
     }
 
     #[test]

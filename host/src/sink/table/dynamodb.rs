@@ -244,7 +244,6 @@ impl DynamoTable {
                 }
             }
             let mut transaction = self.client.transact_write_items();
-            let mut token = Sha256::new();
             for (_, id, _) in &members {
                 let mut marker = Put::builder()
                     .table_name(&self.table_name)
@@ -261,8 +260,6 @@ impl DynamoTable {
                         return result;
                     }
                 }
-                token.update(id.as_bytes());
-                token.update([0]);
             }
             let mut update = Update::builder().table_name(&self.table_name).key(key, group.clone());
             let mut set = Vec::new();
@@ -279,9 +276,12 @@ impl DynamoTable {
                     return result;
                 }
             }
-            // The same records in the same order: a retry of a committed transaction (the
-            // connection dropped on the answer) is recognised by DynamoDB and succeeds.
-            let token = hex::encode(&token.finalize()[..18]);
+            // A retry of a committed transaction (the connection dropped on the answer) is
+            // recognised by DynamoDB and succeeds; the token covers every parameter, so a
+            // redelivery that differs (a later `expires_at`) is a new transaction, not an
+            // IdempotentParameterMismatch. Its markers exist: those records are not counted twice.
+            let ids = members.iter().map(|(_, id, _)| id.as_str());
+            let token = transaction_token(&group, ids, &sums, expires.as_deref());
             let outcome = transaction.client_request_token(token).send().await;
             let retry_reason = match outcome {
                 Ok(_) => {
@@ -497,6 +497,30 @@ impl Sink for DynamoTable {
     }
 }
 
+/// The idempotency token of one aggregate transaction: a digest of everything it writes (the
+/// group, each record id in order, the counter deltas, the markers' expiry). DynamoDB refuses a
+/// token reused with other parameters, so equal tokens must mean equal transactions.
+fn transaction_token<'a>(
+    group: &AttributeValue,
+    ids: impl Iterator<Item = &'a str>,
+    sums: &[Decimal],
+    expires: Option<&str>,
+) -> String {
+    let mut token = Sha256::new();
+    token.update(format!("{group:?}").as_bytes());
+    token.update([0]);
+    for id in ids {
+        token.update(id.as_bytes());
+        token.update([0]);
+    }
+    for sum in sums {
+        token.update(sum.normalize().to_string().as_bytes());
+        token.update([0]);
+    }
+    token.update(expires.unwrap_or_default().as_bytes());
+    hex::encode(&token.finalize()[..18])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,5 +541,19 @@ mod tests {
     fn item_sizes() {
         let item = HashMap::from([("pk".to_string(), AttributeValue::S("x".repeat(10)))]);
         assert_eq!(item_size(&item), 12);
+    }
+    #[test]
+    fn a_transaction_token_covers_every_parameter() {
+        let group = AttributeValue::S("u-1".into());
+        let ids = || ["s3://in/a.csv#2", "s3://in/a.csv#3"].into_iter();
+        let sums = [Decimal::ONE, Decimal::new(250, 2)];
+        let token = transaction_token(&group, ids(), &sums, Some("1700000000"));
+        assert_eq!(token, transaction_token(&group, ids(), &sums, Some("1700000000")), "a retry is recognised");
+        assert_eq!(token.len(), 36, "DynamoDB allows at most 36 characters");
+        // A redelivery minutes later has another expiry: another transaction.
+        assert_ne!(token, transaction_token(&group, ids(), &sums, Some("1700000300")));
+        assert_ne!(token, transaction_token(&group, ids().take(1), &sums, Some("1700000000")));
+        assert_ne!(token, transaction_token(&group, ids(), &[Decimal::ONE, Decimal::ONE], Some("1700000000")));
+        assert_ne!(token, transaction_token(&AttributeValue::S("u-2".into()), ids(), &sums, Some("1700000000")));
     }
 }
