@@ -18,6 +18,7 @@ pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use super::objects::ObjectRef;
 use super::objects::{Objects, read_object};
 use super::{Items, SourceError, SourceItem, Unreadable, json};
 use crate::record::Record;
@@ -93,14 +94,6 @@ impl Event {
     }
 }
 
-/// An S3 object reference from an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
-    pub bucket: String,
-    /// URL-decoded key.
-    pub key: String,
-}
-
 /// Decodes an S3 event key: `+` is a space, `%XX` a byte (keys arrive URL-encoded, `/` too).
 pub fn decode_key(raw: &str) -> String {
     let spaced = raw.replace('+', " ");
@@ -112,7 +105,13 @@ pub fn s3_objects(records: &[S3EventRecord]) -> Vec<ObjectRef> {
     records
         .iter()
         .filter_map(|r| {
-            Some(ObjectRef { bucket: r.s3.bucket.name.clone()?, key: decode_key(r.s3.object.key.as_deref()?) })
+            Some(ObjectRef {
+                bucket: r.s3.bucket.name.clone()?,
+                key: decode_key(r.s3.object.key.as_deref()?),
+                // The version this event is about (versioned buckets): later uploads of the key
+                // are other events, read as other versions with other record ids.
+                version: r.s3.object.version_id.clone().filter(|v| !v.is_empty() && v != "null"),
+            })
         })
         .collect()
 }
@@ -354,7 +353,7 @@ pub fn read_json<R: BufRead + Send + 'static>(
 
 /// Reads each object in turn.
 pub fn read_objects(refs: Vec<ObjectRef>, objects: Objects) -> Items {
-    Box::new(refs.into_iter().flat_map(move |o| read_object(&objects, &o.bucket, &o.key)))
+    Box::new(refs.into_iter().flat_map(move |o| read_object(&objects, &o)))
 }
 
 #[cfg(test)]

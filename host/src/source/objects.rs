@@ -11,7 +11,9 @@
 //!   cannot help);
 //! - any other store error, or the connection dropping mid-object: [`SourceItem::Failed`], so
 //!   the message that named the object is retried. Sinks are idempotent per record id
-//!   (`s3://bucket/key#line`), so rows read before the failure are not written twice.
+//!   (`s3://bucket/key#line`, `s3://bucket/key?versionId=V#line` for the version an event names in
+//!   a versioned bucket, which is the version read), so rows read before the failure are not
+//!   written twice.
 //!
 //! [`ObjectFilter`] is the prefix/suffix guard: objects outside it are skipped (and logged), the
 //! way an S3 notification filter would, so that a pipeline writing its output into the bucket it
@@ -33,10 +35,38 @@ pub enum OpenError {
     Other(String),
 }
 
+/// An object an event names: its bucket, key and (in a versioned bucket) version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub bucket: String,
+    /// URL-decoded key.
+    pub key: String,
+    /// The event's `versionId`; `None` in an unversioned bucket.
+    pub version: Option<String>,
+}
+
+impl ObjectRef {
+    /// An unversioned object.
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        ObjectRef { bucket: bucket.into(), key: key.into(), version: None }
+    }
+
+    /// Its id, the stem of its records' ids: `s3://bucket/key`, with `?versionId=…` when the
+    /// event names a version, so that a key overwritten daily gives each day's rows new ids
+    /// (their aggregates count, their `put-if-absent` items are written, their files are new).
+    pub fn id(&self) -> String {
+        match &self.version {
+            Some(v) => format!("s3://{}/{}?versionId={v}", self.bucket, self.key),
+            None => format!("s3://{}/{}", self.bucket, self.key),
+        }
+    }
+}
+
 /// Opens objects as byte streams.
 pub trait ObjectStore: Send + Sync {
-    /// Opens `bucket/key` for reading. The stream may fail part way; decoders report that.
-    fn open(&self, bucket: &str, key: &str) -> Result<Box<dyn Read + Send>, OpenError>;
+    /// Opens the object (the version it names, if any) for reading. The stream may fail part
+    /// way; decoders report that.
+    fn open(&self, object: &ObjectRef) -> Result<Box<dyn Read + Send>, OpenError>;
 }
 
 /// Objects as files under `<root>/<bucket>/<key>`.
@@ -46,8 +76,9 @@ pub struct LocalObjects {
 }
 
 impl ObjectStore for LocalObjects {
-    fn open(&self, bucket: &str, key: &str) -> Result<Box<dyn Read + Send>, OpenError> {
-        let path = self.root.join(bucket).join(key);
+    /// A local tree keeps one version of each key: the file.
+    fn open(&self, object: &ObjectRef) -> Result<Box<dyn Read + Send>, OpenError> {
+        let path = self.root.join(&object.bucket).join(&object.key);
         match File::open(&path) {
             Ok(f) => Ok(Box::new(f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -67,8 +98,9 @@ pub struct S3Objects {
 }
 
 impl ObjectStore for S3Objects {
-    fn open(&self, bucket: &str, key: &str) -> Result<Box<dyn Read + Send>, OpenError> {
-        let response = self.runtime.block_on(self.client.get_object().bucket(bucket).key(key).send());
+    fn open(&self, object: &ObjectRef) -> Result<Box<dyn Read + Send>, OpenError> {
+        let request = self.client.get_object().bucket(&object.bucket).key(&object.key);
+        let response = self.runtime.block_on(request.set_version_id(object.version.clone()).send());
         match response {
             Ok(out) => {
                 let body = out.body.into_async_read();
@@ -77,6 +109,10 @@ impl ObjectStore for S3Objects {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 Err(OpenError::Missing("NoSuchKey: the object was deleted before it was read".into()))
             }
+            // A version that no longer exists (deleted by its lifecycle rule, or by hand).
+            Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some("NoSuchVersion") => Err(
+                OpenError::Missing(format!("{}: the version was deleted before it was read", crate::aws::describe(&e))),
+            ),
             Err(e) => Err(OpenError::Other(format!("GetObject: {}", crate::aws::describe(&e)))),
         }
     }
@@ -114,9 +150,11 @@ impl Objects {
     }
 }
 
-/// Reads one object as items; every failure is an item (see the module docs).
-pub fn read_object(objects: &Objects, bucket: &str, key: &str) -> Items {
-    let id = format!("s3://{bucket}/{key}");
+/// Reads one object (the version it names) as items; every failure is an item (see the module
+/// docs).
+pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
+    let (bucket, key) = (object.bucket.as_str(), object.key.as_str());
+    let id = object.id();
     if !objects.filter.accepts(bucket, key) {
         tracing::info!(object = %id, "skipping object outside the pipeline's prefix/suffix filter");
         return Box::new(std::iter::empty());
@@ -132,7 +170,7 @@ pub fn read_object(objects: &Objects, bucket: &str, key: &str) -> Items {
             "{id}: unknown format (expected .csv, .jsonl, .ndjson or .json, optionally .gz)"
         ))));
     };
-    let raw = match objects.store.open(bucket, key) {
+    let raw = match objects.store.open(object) {
         Ok(r) => r,
         Err(OpenError::Missing(m)) => return one(SourceItem::Unreadable(unreadable(format!("{id}: {m}")))),
         Err(OpenError::Other(m)) => return one(SourceItem::Failed(unreadable(format!("{id}: {m}")))),
@@ -150,7 +188,13 @@ pub fn read_object(objects: &Objects, bucket: &str, key: &str) -> Items {
         Err(e) => return one(SourceItem::Failed(unreadable(format!("{id}: cannot read: {e}")))),
     }
     match format {
-        Format::Csv => csv::read(reader, id, vec![("s3_bucket".into(), bucket.into()), ("s3_key".into(), key.into())]),
+        Format::Csv => {
+            let mut attributes = vec![("s3_bucket".into(), bucket.into()), ("s3_key".into(), key.into())];
+            if let Some(v) = &object.version {
+                attributes.push(("s3_version".into(), v.clone()));
+            }
+            csv::read(reader, id, attributes)
+        }
         Format::JsonLines => json::read_lines(reader, id),
         Format::Json => json::read_array(reader, id),
     }
@@ -162,7 +206,7 @@ mod tests {
     use std::io::Write;
 
     fn collect(objects: &Objects, key: &str) -> Vec<SourceItem> {
-        read_object(objects, "b", key).collect()
+        read_object(objects, &ObjectRef::new("b", key)).collect()
     }
 
     #[test]

@@ -19,7 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration, TopicConfiguration};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, Event, NotificationConfiguration, QueueConfiguration, TopicConfiguration,
+    VersioningConfiguration,
+};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -409,7 +412,11 @@ o-0003,u-1,7.25,XYZ,2024-05-02T11:00:00Z,web,c@example.com,z\n\
 o-0004,u-3,99.99,GBP,2024-05-03T10:00:00Z,store,d@example.com,\n";
 
 fn csv_orders() -> Vec<Value> {
-    let mut reader = csv::Reader::from_reader(CSV.as_bytes());
+    orders_of(CSV)
+}
+
+fn orders_of(csv: &str) -> Vec<Value> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
     reader
         .deserialize::<BTreeMap<String, String>>()
         .map(|row| {
@@ -505,6 +512,48 @@ fn c_an_s3_event_wrapped_in_sns_inside_sqs_becomes_rows() {
         .expect("notification");
     upload_and_consume(&world);
     assert_tables(&world, &csv_orders());
+}
+
+/// A key overwritten in a versioned bucket (a daily export): each S3 event names its version,
+/// and weir reads that version, not the latest, under record ids that carry it, so yesterday's
+/// rows neither hide today's (aggregate markers, `put-if-absent` items) nor stand in for them.
+#[test]
+fn f_each_version_of_an_overwritten_key_is_read_as_its_event_names_it() {
+    let Some(world) = World::new() else { return };
+    let s3 = &world.direct.s3;
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    let versioning = s3.put_bucket_versioning().bucket("orders-incoming").versioning_configuration(enabled);
+    world.rt.block_on(versioning.send()).expect("versioning");
+    let (key, today) = ("daily/orders.csv", CSV.replace("o-000", "o-100"));
+    let mut versions = Vec::new();
+    for body in [CSV.to_string(), today.clone()] {
+        let put = s3.put_object().bucket("orders-incoming").key(key).body(ByteStream::from(body.into_bytes()));
+        let out = world.rt.block_on(put.send()).expect("upload");
+        versions.push(out.version_id().expect("a versioned bucket names the version").to_string());
+    }
+    // Both events arrive after the overwrite, as they may; each names its own version, as S3's do.
+    let events: Vec<String> = versions
+        .iter()
+        .map(|v| {
+            json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "orders-incoming"}, "object": {"key": key, "versionId": v}}}]})
+            .to_string()
+        })
+        .collect();
+    world.send(&world.input_url, &events);
+    let (mut runner, objects) = world.consumer();
+    let (done, failed) = consume(&world, &mut runner, &objects);
+    assert_eq!((done, failed), (2, 0));
+    let mut both = orders_of(CSV);
+    both.extend(orders_of(&today));
+    assert_tables(&world, &both);
+    let letters = world.drain(&world.dlq_url);
+    let sources: BTreeSet<String> = letters
+        .iter()
+        .map(|l| l.message_attributes().unwrap()["source_id"].string_value().unwrap().to_string())
+        .collect();
+    let expected = versions.iter().map(|v| format!("s3://orders-incoming/{key}?versionId={v}#4")).collect();
+    assert_eq!(sources, expected, "each version's rejected row, under its own id");
 }
 
 /// A Lambda SQS event of these orders, with fixed message ids.
