@@ -11,8 +11,17 @@ use crate::record::Record;
 
 pub(crate) use crate::record::check_json;
 
-/// One record per non-blank line; ids are `name#line`.
-pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> Items {
+/// The longest JSON Lines record read: a longer line (or a file without newlines) is one
+/// unreadable record, skipped to its end in bounded memory, and the next line is read as usual.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// One record per non-blank line; ids are `name#line`. A line over [`MAX_LINE_BYTES`] is
+/// unreadable and skipped without being held in memory.
+pub fn read_lines<R: BufRead + Send + 'static>(reader: R, name: String) -> Items {
+    read_lines_bounded(reader, name, MAX_LINE_BYTES)
+}
+
+fn read_lines_bounded<R: BufRead + Send + 'static>(mut reader: R, name: String, max_line: usize) -> Items {
     let mut line_no = 0u64;
     let mut buf = Vec::new();
     let mut done = false;
@@ -24,7 +33,12 @@ pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> I
             buf.clear();
             line_no += 1;
             let id = format!("{name}#{line_no}");
-            match reader.read_until(b'\n', &mut buf) {
+            let read = (&mut reader).take(max_line as u64 + 1).read_until(b'\n', &mut buf);
+            let read = match read {
+                Ok(n) if buf.len() > max_line && !buf.ends_with(b"\n") => skip_line(&mut reader).map(|()| n),
+                other => other,
+            };
+            match read {
                 Ok(0) => return None,
                 Err(e) => {
                     done = true;
@@ -39,6 +53,10 @@ pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> I
                     });
                 }
                 Ok(_) => {}
+            }
+            if buf.len() > max_line && !buf.ends_with(b"\n") {
+                let reason = format!("line {line_no} is longer than {max_line} bytes; skipped to its end");
+                return Some(SourceItem::Unreadable(Unreadable { id, raw: cap_raw(&buf), reason }));
             }
             let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
             let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
@@ -60,6 +78,26 @@ pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String) -> I
             return Some(SourceItem::Record(Record::new(id, text)));
         }
     }))
+}
+
+/// Reads past the next newline (or to the end), holding nothing.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(());
+        }
+        match available.iter().position(|b| *b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let n = available.len();
+                reader.consume(n);
+            }
+        }
+    }
 }
 
 /// The elements of a top-level JSON array, one record each (ids `name#N`, N from 1), parsed on
@@ -128,6 +166,28 @@ impl<'de> Visitor<'de> for ArrayVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line longer than the bound is one unreadable record, read past in bounded memory (a
+    /// reader that yields it in small pieces, as a network stream does), and the next line is read.
+    #[test]
+    fn an_overlong_line_is_unreadable_and_the_next_one_is_read() {
+        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(200));
+        let input = format!("{{\"a\":1}}\n{long}\n{{\"b\":2}}\n{long}");
+        let reader = std::io::BufReader::with_capacity(16, std::io::Cursor::new(input.into_bytes()));
+        let items: Vec<SourceItem> = read_lines_bounded(reader, "f.jsonl".into(), 64).collect();
+        assert_eq!(items.len(), 4, "{items:?}");
+        assert!(matches!(&items[0], SourceItem::Record(r) if r.id == "f.jsonl#1"));
+        for (i, line) in [(1, 2), (3, 4)] {
+            assert!(
+                matches!(&items[i], SourceItem::Unreadable(u) if u.id == format!("f.jsonl#{line}")
+                    && u.reason == format!("line {line} is longer than 64 bytes; skipped to its end")
+                    && u.raw.len() == 65),
+                "{:?}",
+                items[i]
+            );
+        }
+        assert!(matches!(&items[2], SourceItem::Record(r) if r.id == "f.jsonl#3" && r.body == "{\"b\":2}"));
+    }
 
     #[test]
     fn lines_skip_blanks_and_report_bad_ones() {
