@@ -100,6 +100,25 @@ fn put_writes_in_groups_of_25_and_the_last_duplicate_wins() {
     assert_eq!(k7["tags"], serde_json::json!(["a"]));
 }
 
+/// One item DynamoDB refuses (a key of the wrong type for the table) is dead-lettered alone with
+/// DynamoDB's message; its 24 neighbours in the same BatchWriteItem group are written, not
+/// failed with it until they reach the DLQ.
+#[test]
+fn an_item_dynamodb_refuses_is_unwritable_alone_and_its_group_is_written() {
+    let Some(db) = dynalite() else { return };
+    db.create_table("typed", "pk");
+    let mut sink = db.sink("typed", "pk", TableMode::Put);
+    let mut bodies: Vec<(String, String)> =
+        (0..25).map(|i| (format!("r{i}"), format!(r#"{{"pk":"k{i}","v":{i}}}"#))).collect();
+    // The table's key is a string; this record's is a number.
+    bodies[7] = ("bad".into(), r#"{"pk":7,"v":7}"#.into());
+    let report = db.write(&mut sink, &emitted(&bodies));
+    assert_eq!((report.written, report.failed.len(), report.unwritable.len()), (24, 0, 1), "{report:?}");
+    assert_eq!(report.unwritable[0].index, 7);
+    assert!(report.unwritable[0].reason.contains("DynamoDB refused the item: ValidationException"), "{report:?}");
+    assert_eq!(db.scan("typed").len(), 24);
+}
+
 #[test]
 fn put_if_absent_treats_a_redelivery_as_done() {
     let Some(db) = dynalite() else { return };

@@ -163,28 +163,66 @@ impl DynamoTable {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, SinkError>>()?;
-            groups.push((indexes, requests));
+            groups.push((chunk, indexes, requests));
         }
-        let writes =
-            groups.into_iter().map(|(indexes, requests)| async move { (indexes, self.put_group(requests).await) });
-        for (indexes, result) in futures_bounded(self.concurrency.max(1), writes).await {
-            match result {
-                Ok(()) => report.written += indexes.len(),
-                Err(reason) => {
-                    report.failed.extend(indexes.into_iter().map(|index| Failed { index, reason: reason.clone() }))
-                }
+        let writes = groups.into_iter().map(|(chunk, indexes, requests)| async move {
+            match self.put_group(requests).await {
+                Ok(()) => Isolated { written: indexes.len(), ..Isolated::default() },
+                Err(GroupError::Failed(reason)) => Isolated {
+                    failed: indexes.into_iter().map(|i| (i, reason.clone())).collect(),
+                    ..Isolated::default()
+                },
+                // One item DynamoDB refuses (a key of the wrong type, a number out of its range)
+                // must not fail its 24 neighbours until they reach the DLQ: write the group's
+                // items one by one, and only the refused ones are unwritable, with its message.
+                Err(GroupError::Invalid(_)) => self.put_one_by_one(chunk).await,
             }
+        });
+        for done in futures_bounded(self.concurrency.max(1), writes).await {
+            report.written += done.written;
+            report.failed.extend(done.failed.into_iter().map(|(index, reason)| Failed { index, reason }));
+            report.unwritable.extend(done.unwritable.into_iter().map(|(index, reason)| Unwritable { index, reason }));
         }
         Ok(())
     }
 
-    /// One `BatchWriteItem` group, its `UnprocessedItems` retried with backoff.
-    async fn put_group(&self, mut pending: Vec<WriteRequest>) -> Result<(), String> {
+    /// Each item of a refused group with its own `PutItem`, at most `concurrency` at once.
+    async fn put_one_by_one(&self, chunk: &[(Vec<usize>, Item)]) -> Isolated {
+        let puts = chunk.iter().map(|(indexes, item)| async move {
+            let put = self.client.put_item().table_name(&self.table_name).set_item(Some(item.clone())).send().await;
+            (indexes, put)
+        });
+        let mut done = Isolated::default();
+        for (indexes, put) in futures_bounded(self.concurrency.max(1), puts).await {
+            match put {
+                Ok(_) => done.written += indexes.len(),
+                Err(e) if is_validation(e.as_service_error().and_then(|s| s.meta().code())) => {
+                    let reason = format!("DynamoDB refused the item: {}", crate::aws::describe(&e));
+                    done.unwritable.extend(indexes.iter().map(|i| (*i, reason.clone())));
+                }
+                Err(e) => {
+                    let reason = format!("PutItem: {}", crate::aws::describe(&e));
+                    done.failed.extend(indexes.iter().map(|i| (*i, reason.clone())));
+                }
+            }
+        }
+        done
+    }
+
+    /// One `BatchWriteItem` group, its `UnprocessedItems` retried with backoff. A group DynamoDB
+    /// refuses as invalid ([`GroupError::Invalid`]) is refused whole: no item of it was written.
+    async fn put_group(&self, mut pending: Vec<WriteRequest>) -> Result<(), GroupError> {
         let table = &self.table_name;
         for attempt in 0..=self.backoff.attempts {
             let out = match self.client.batch_write_item().request_items(table, pending.clone()).send().await {
                 Ok(out) => out,
-                Err(e) => return Err(format!("BatchWriteItem: {}", crate::aws::describe(&e))),
+                Err(e) => {
+                    let reason = format!("BatchWriteItem: {}", crate::aws::describe(&e));
+                    if is_validation(e.as_service_error().and_then(|s| s.meta().code())) {
+                        return Err(GroupError::Invalid(reason));
+                    }
+                    return Err(GroupError::Failed(reason));
+                }
             };
             pending = out.unprocessed_items().and_then(|u| u.get(table)).cloned().unwrap_or_default();
             if pending.is_empty() {
@@ -194,7 +232,11 @@ impl DynamoTable {
                 tokio::time::sleep(self.backoff.delay(attempt)).await;
             }
         }
-        Err(format!("{} items still unprocessed after {} retries", pending.len(), self.backoff.attempts))
+        Err(GroupError::Failed(format!(
+            "{} items still unprocessed after {} retries",
+            pending.len(),
+            self.backoff.attempts
+        )))
     }
 
     /// `put-if-absent`: one conditional `PutItem` per record, `concurrency` at once. `Ok(true)`
@@ -495,6 +537,28 @@ impl Sink for DynamoTable {
     fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
         Box::pin(self.write_async(delivery))
     }
+}
+
+/// Why a `BatchWriteItem` group was not written.
+enum GroupError {
+    /// DynamoDB refused the request as invalid (`ValidationException`): some item of it can never
+    /// be written as it is; no retry helps.
+    Invalid(String),
+    /// Anything else: retried with the inputs.
+    Failed(String),
+}
+
+/// Where the records of one group ended.
+#[derive(Default)]
+struct Isolated {
+    written: usize,
+    failed: Vec<(usize, String)>,
+    unwritable: Vec<(usize, String)>,
+}
+
+/// Whether an error code says the request itself is invalid (a retry sends the same).
+fn is_validation(code: Option<&str>) -> bool {
+    code == Some("ValidationException")
 }
 
 /// The idempotency token of one aggregate transaction: a digest of everything it writes (the
