@@ -175,7 +175,10 @@ impl DynamoTable {
                 // One item DynamoDB refuses (a key of the wrong type, a number out of its range)
                 // must not fail its 24 neighbours until they reach the DLQ: write the group's
                 // items one by one, and only the refused ones are unwritable, with its message.
-                Err(GroupError::Invalid(_)) => self.put_one_by_one(chunk).await,
+                Err(GroupError::Invalid(reason)) => {
+                    tracing::info!(table = %self.table_name, %reason, "a group was refused; writing its items one by one");
+                    self.put_one_by_one(chunk).await
+                }
             }
         });
         for done in futures_bounded(self.concurrency.max(1), writes).await {
