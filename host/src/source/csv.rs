@@ -4,10 +4,13 @@
 //! newlines, a UTF-8 byte-order mark before the header. A row with a different number of fields
 //! than the header, or bytes that are not UTF-8, becomes an [`Unreadable`] naming the line; the
 //! rest of the file goes on. Record ids are `name#line` (the row's first line, 1-based, header
-//! is line 1).
+//! is line 1). A record longer than [`MAX_RECORD_BYTES`] (an unterminated quote swallows the
+//! rest of the file into one field) is never held: reading stops there, and the rest of the file
+//! is one unreadable item naming the line where that record starts.
 
 use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
@@ -15,10 +18,24 @@ use serde_json::{Map, Value};
 use super::{Items, SourceItem, Unreadable, cap_raw};
 use crate::record::Record;
 
+/// The longest CSV record read (its fields and separators, quotes included).
+pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+
 /// Reads CSV rows; `attributes` are added to every record (e.g. the object's metadata).
 pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(String, String)>) -> Items {
+    read_bounded(reader, name, attributes, MAX_RECORD_BYTES)
+}
+
+fn read_bounded<R: Read + Send + 'static>(
+    reader: R,
+    name: String,
+    attributes: Vec<(String, String)>,
+    max_record: u64,
+) -> Items {
     let lines = Arc::new(Mutex::new(LineIndex::default()));
-    let reader = Newlines { inner: reader, offset: 0, index: lines.clone() };
+    let record_start = Arc::new(AtomicU64::new(0));
+    let reader =
+        Newlines { inner: reader, offset: 0, index: lines.clone(), record_start: record_start.clone(), max_record };
     let mut csv = ::csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(reader);
     let mut header: Option<Vec<String>> = None;
     let mut row = ::csv::ByteRecord::new();
@@ -29,6 +46,7 @@ pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(
                 return None;
             }
             let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(csv.position().byte());
+            record_start.store(csv.position().byte(), Ordering::Relaxed);
             match csv.read_byte_record(&mut row) {
                 Ok(false) => return None,
                 Err(e) => {
@@ -138,15 +156,25 @@ impl LineIndex {
     }
 }
 
-/// Records where each newline is as bytes go by.
+/// Records where each newline is as bytes go by, and refuses to read more than `max_record`
+/// bytes past the start of the record being parsed (the parser would hold them all).
 struct Newlines<R> {
     inner: R,
     offset: u64,
     index: Arc<Mutex<LineIndex>>,
+    record_start: Arc<AtomicU64>,
+    max_record: u64,
 }
 
 impl<R: Read> Read for Newlines<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = self.record_start.load(Ordering::Relaxed);
+        if self.offset.saturating_sub(start) > self.max_record {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a record longer than {} bytes (an unterminated quote?)", self.max_record),
+            ));
+        }
         let n = self.inner.read(buf)?;
         let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         for (i, b) in buf[..n].iter().enumerate() {
@@ -205,6 +233,24 @@ mod tests {
         );
         assert!(matches!(&got[2], SourceItem::Unreadable(u) if u.reason == "line 4: field 2 (`b`) is not UTF-8"));
         assert_eq!(body(&got[3]), serde_json::json!({"a":"5","b":"6"}));
+    }
+
+    /// An unterminated quote would make the rest of the file one field: reading stops at the
+    /// bound, in bounded memory, and what is left is one unreadable item naming where.
+    #[test]
+    fn a_record_over_the_bound_ends_the_file_as_unreadable() {
+        let mut input = b"a,b\n1,2\n3,\"never closed\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100_000));
+        let reader = std::io::BufReader::with_capacity(64, std::io::Cursor::new(input));
+        let got: Vec<SourceItem> = read_bounded(reader, "t.csv".into(), vec![], 1024).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(body(&got[0]), serde_json::json!({"a":"1","b":"2"}));
+        assert!(
+            matches!(&got[1], SourceItem::Unreadable(u) if u.id == "t.csv#3"
+                && u.reason == "cannot read past line 3: a record longer than 1024 bytes (an unterminated quote?)"),
+            "{:?}",
+            got[1]
+        );
     }
 
     #[test]
