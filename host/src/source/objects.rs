@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Format, Items, SourceItem, Unreadable, csv, json};
 
@@ -150,6 +151,60 @@ impl Objects {
     }
 }
 
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// How far a compressed object may expand: past `free_bytes` of output, at most `max_ratio`
+/// bytes out per byte in. A real export compresses 5 to 20 times; a gzip bomb, a thousand.
+#[derive(Debug, Clone, Copy)]
+struct InflationLimits {
+    free_bytes: u64,
+    max_ratio: u64,
+}
+
+impl Default for InflationLimits {
+    fn default() -> Self {
+        InflationLimits { free_bytes: 256 * 1024 * 1024, max_ratio: 200 }
+    }
+}
+
+/// A decompressed stream that stops, as bad data, once it expands past its [`InflationLimits`].
+struct Inflation<R> {
+    inner: R,
+    compressed: Arc<AtomicU64>,
+    inflated: u64,
+    limits: InflationLimits,
+}
+
+impl<R: Read> Read for Inflation<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.inflated += n as u64;
+        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
+        if self.inflated > self.limits.free_bytes && self.inflated / compressed > self.limits.max_ratio {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "decompressed to {} bytes from {compressed}, more than {} times (a gzip bomb?); not read further",
+                    self.inflated, self.limits.max_ratio
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// Reads one object (the version it names) as items; every failure is an item (see the module
 /// docs).
 pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
@@ -175,9 +230,14 @@ pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
         Err(OpenError::Missing(m)) => return one(SourceItem::Unreadable(unreadable(format!("{id}: {m}")))),
         Err(OpenError::Other(m)) => return one(SourceItem::Failed(unreadable(format!("{id}: {m}")))),
     };
-    let raw = super::Transport(raw);
-    let decoded: Box<dyn Read + Send> =
-        if gzip { Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(raw))) } else { Box::new(raw) };
+    let compressed = Arc::new(AtomicU64::new(0));
+    let raw = Counted { inner: super::Transport(raw), count: compressed.clone() };
+    let decoded: Box<dyn Read + Send> = if gzip {
+        let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
+        Box::new(Inflation { inner: inflated, compressed, inflated: 0, limits: InflationLimits::default() })
+    } else {
+        Box::new(raw)
+    };
     let mut reader = BufReader::with_capacity(256 * 1024, decoded);
     match reader.fill_buf() {
         Ok([]) => return one(SourceItem::Unreadable(unreadable(format!("{id}: the object is empty")))),
@@ -204,6 +264,36 @@ pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// A gzip stream that expands far past what data compresses to is cut off as unreadable
+    /// data, however small it is compressed.
+    #[test]
+    fn a_gzip_bomb_stops_at_its_expansion_limit() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b'x'; 4 * 1024 * 1024]).unwrap();
+        let bomb = gz.finish().unwrap();
+        let compressed = Arc::new(AtomicU64::new(0));
+        let raw = Counted { inner: std::io::Cursor::new(bomb), count: compressed.clone() };
+        let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
+        let limits = InflationLimits { free_bytes: 1024 * 1024, max_ratio: 200 };
+        let mut bounded = Inflation { inner: inflated, compressed, inflated: 0, limits };
+        let err = std::io::copy(&mut bounded, &mut std::io::sink()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("more than 200 times (a gzip bomb?)"), "{err}");
+        assert!(bounded.inflated < 2 * 1024 * 1024, "stopped near the limit: {}", bounded.inflated);
+
+        // Ordinary data under the same limits reads to its end.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for i in 0..50_000 {
+            gz.write_all(format!("{{\"order\":\"o-{i}\",\"total\":{}}}\n", i * 7 % 1000).as_bytes()).unwrap();
+        }
+        let data = gz.finish().unwrap();
+        let compressed = Arc::new(AtomicU64::new(0));
+        let raw = Counted { inner: std::io::Cursor::new(data), count: compressed.clone() };
+        let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
+        let mut bounded = Inflation { inner: inflated, compressed, inflated: 0, limits };
+        assert!(std::io::copy(&mut bounded, &mut std::io::sink()).unwrap() > 1024 * 1024);
+    }
 
     fn collect(objects: &Objects, key: &str) -> Vec<SourceItem> {
         read_object(objects, &ObjectRef::new("b", key)).collect()
