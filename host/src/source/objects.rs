@@ -23,9 +23,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Format, Items, SourceItem, Unreadable, csv, json};
+use super::{Counting, Format, Items, Progress, SourceItem, Unreadable, csv, json};
 
 /// Why an object could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,20 +150,6 @@ impl Objects {
     }
 }
 
-/// Counts the bytes read through it.
-struct Counted<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
 /// How far a compressed object may expand: past `free_bytes` of output, at most `max_ratio`
 /// bytes out per byte in. A real export compresses 5 to 20 times; a gzip bomb, a thousand.
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +167,8 @@ impl Default for InflationLimits {
 /// A decompressed stream that stops, as bad data, once it expands past its [`InflationLimits`].
 struct Inflation<R> {
     inner: R,
-    compressed: Arc<AtomicU64>,
+    /// Compressed bytes read so far.
+    compressed: Progress,
     inflated: u64,
     limits: InflationLimits,
 }
@@ -191,7 +177,7 @@ impl<R: Read> Read for Inflation<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.inflated += n as u64;
-        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
+        let compressed = self.compressed.bytes().max(1);
         if self.inflated > self.limits.free_bytes && self.inflated / compressed > self.limits.max_ratio {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -230,8 +216,8 @@ pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
         Err(OpenError::Missing(m)) => return one(SourceItem::Unreadable(unreadable(format!("{id}: {m}")))),
         Err(OpenError::Other(m)) => return one(SourceItem::Failed(unreadable(format!("{id}: {m}")))),
     };
-    let compressed = Arc::new(AtomicU64::new(0));
-    let raw = Counted { inner: super::Transport(raw), count: compressed.clone() };
+    let compressed = Progress::default();
+    let raw = Counting { inner: super::Transport(raw), progress: compressed.clone() };
     let decoded: Box<dyn Read + Send> = if gzip {
         let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
         Box::new(Inflation { inner: inflated, compressed, inflated: 0, limits: InflationLimits::default() })
@@ -272,8 +258,8 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&vec![b'x'; 4 * 1024 * 1024]).unwrap();
         let bomb = gz.finish().unwrap();
-        let compressed = Arc::new(AtomicU64::new(0));
-        let raw = Counted { inner: std::io::Cursor::new(bomb), count: compressed.clone() };
+        let compressed = Progress::default();
+        let raw = Counting { inner: std::io::Cursor::new(bomb), progress: compressed.clone() };
         let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
         let limits = InflationLimits { free_bytes: 1024 * 1024, max_ratio: 200 };
         let mut bounded = Inflation { inner: inflated, compressed, inflated: 0, limits };
@@ -288,8 +274,8 @@ mod tests {
             gz.write_all(format!("{{\"order\":\"o-{i}\",\"total\":{}}}\n", i * 7 % 1000).as_bytes()).unwrap();
         }
         let data = gz.finish().unwrap();
-        let compressed = Arc::new(AtomicU64::new(0));
-        let raw = Counted { inner: std::io::Cursor::new(data), count: compressed.clone() };
+        let compressed = Progress::default();
+        let raw = Counting { inner: std::io::Cursor::new(data), progress: compressed.clone() };
         let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
         let mut bounded = Inflation { inner: inflated, compressed, inflated: 0, limits };
         assert!(std::io::copy(&mut bounded, &mut std::io::sink()).unwrap() > 1024 * 1024);
