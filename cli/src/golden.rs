@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 use similar::TextDiff;
-use weir_host::source::{SourceItem, json::read_lines};
+use weir_host::source::{SourceItem, SourceLimits, json::read_lines};
 use weir_host::stage::StageResult;
 use weir_host::{Engine, Plugin, Stage, StageSpec};
 
@@ -51,7 +51,9 @@ pub fn actual(plugin: Plugin, config: &[(String, String)], input: &Path) -> anyh
     let mut stage = Stage::new(spec)?;
     let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let mut records = Vec::new();
-    for item in read_lines(std::io::BufReader::new(file), input.display().to_string()) {
+    for item in
+        read_lines(std::io::BufReader::new(file), input.display().to_string(), SourceLimits::default().max_record_bytes)
+    {
         match item {
             SourceItem::Record(r) => records.push(r),
             SourceItem::Unreadable(u) | SourceItem::Failed(u) => anyhow::bail!("{}: {}", u.id, u.reason),

@@ -125,8 +125,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut done_bytes = 0u64;
     for input in &args.input {
         let progress = Progress::default();
-        let options =
-            OpenOptions { s3_root: args.s3_root.clone(), objects: objects.clone(), progress: progress.clone() };
+        let options = OpenOptions {
+            s3_root: args.s3_root.clone(),
+            objects: objects.clone(),
+            progress: progress.clone(),
+            limits: pipeline.source.limits,
+        };
         let items = source::open_file(input, &options)?;
         let base = done_bytes;
         runner.run(items, |stats| {

@@ -110,7 +110,7 @@ pub async fn aws(pipeline: &Pipeline, aws: &Aws, bindings: &Bindings) -> Result<
 /// local run reads them from a directory, `--s3-root`.)
 pub fn aws_objects(pipeline: &Pipeline, aws: &Aws, bindings: &Bindings) -> Objects {
     let store = Arc::new(S3Objects { client: aws.s3.clone(), runtime: aws.runtime.clone() });
-    Objects { store, filter: object_filter(pipeline, bindings) }
+    Objects { store, filter: object_filter(pipeline, bindings), limits: pipeline.source.limits }
 }
 
 /// Which objects S3 events may name: the pipeline's `[source]` prefix and suffixes, and never

@@ -50,6 +50,8 @@
 //! [source]                                  # which objects S3 events may name
 //! prefix = "incoming/"
 //! suffixes = [".csv", ".csv.gz", ".jsonl"]
+//! # max_record_bytes = 1048576              # a longer CSV row or JSON line is unreadable
+//! # max_expansion = 200                     # a .gz expanding more (past 256 MiB) is cut off
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +61,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::limits::Limits;
+use crate::source::SourceLimits;
 // The sinks' own configuration types, validated here from the raw file.
 pub use crate::sink::dead_letter::DeadLetterConfig;
 pub use crate::sink::notify::{NotifyConfig, Predicate, PredicateOp};
@@ -113,6 +116,12 @@ pub struct RawSource {
     /// Only keys ending with one of these (e.g. `[".csv", ".csv.gz"]`); empty = any.
     #[serde(default)]
     pub suffixes: Vec<String>,
+    /// The longest record read (a CSV row, a JSON Lines line), in bytes; default 1 MiB.
+    #[serde(default)]
+    pub max_record_bytes: Option<u64>,
+    /// How many times its size a compressed object may expand (past 256 MiB); default 200.
+    #[serde(default)]
+    pub max_expansion: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -273,11 +282,13 @@ pub struct Pipeline {
     pub source: SourceConfig,
 }
 
-/// Which S3 objects are read; see [`crate::source::objects::ObjectFilter`].
+/// Which S3 objects are read (see [`crate::source::objects::ObjectFilter`]), and how much of an
+/// input is held at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceConfig {
     pub prefix: String,
     pub suffixes: Vec<String>,
+    pub limits: SourceLimits,
 }
 
 /// Where a stage's plugin comes from.
@@ -369,7 +380,7 @@ impl Pipeline {
             notify: raw.sinks.notify.map(notify).transpose().map_err(in_file)?,
             objects: raw.sinks.objects.map(objects).transpose().map_err(in_file)?,
             dead_letter: raw.dead_letter.map(dead_letter).transpose().map_err(in_file)?,
-            source: SourceConfig { prefix: raw.source.prefix, suffixes: raw.source.suffixes },
+            source: source(raw.source).map_err(in_file)?,
         })
     }
 }
@@ -552,6 +563,22 @@ fn dead_letter(d: RawDeadLetter) -> Result<DeadLetterConfig, Problem> {
         offload_bucket: d.offload_bucket,
         offload_prefix: d.offload_prefix.unwrap_or_else(|| "dead-letters/".into()),
     })
+}
+
+fn source(s: RawSource) -> Result<SourceConfig, Problem> {
+    let defaults = SourceLimits::default();
+    let max_record_bytes = s.max_record_bytes.unwrap_or(defaults.max_record_bytes);
+    if !(1024..=SourceLimits::MAX_RECORD_BYTES).contains(&max_record_bytes) {
+        let allowed = format!("must be 1024..={} (256 MiB), got {max_record_bytes}", SourceLimits::MAX_RECORD_BYTES);
+        return Err(Problem::new("source.max_record_bytes", allowed));
+    }
+    let max_expansion = s.max_expansion.unwrap_or(defaults.max_expansion);
+    if max_expansion < 10 {
+        let allowed = format!("must be at least 10 (real data compresses 5 to 20 times), got {max_expansion}");
+        return Err(Problem::new("source.max_expansion", allowed));
+    }
+    let limits = SourceLimits { max_record_bytes, max_expansion };
+    Ok(SourceConfig { prefix: s.prefix, suffixes: s.suffixes, limits })
 }
 
 fn parse_plugin_source(base: &Path, raw: &str) -> Result<PluginSource, String> {

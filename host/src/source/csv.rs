@@ -4,8 +4,8 @@
 //! newlines, a UTF-8 byte-order mark before the header. A row with a different number of fields
 //! than the header, or bytes that are not UTF-8, becomes an [`Unreadable`] naming the line; the
 //! rest of the file goes on. Record ids are `name#line` (the row's first line, 1-based, header
-//! is line 1). A record longer than [`MAX_RECORD_BYTES`] (an unterminated quote swallows the
-//! rest of the file into one field) is never held: reading stops there, and the rest of the file
+//! is line 1). A record longer than the limit (`max_record_bytes`; an unterminated quote
+//! swallows the rest of the file into one field) is never held: reading stops there, and the rest of the file
 //! is one unreadable item naming the line where that record starts.
 
 use std::collections::VecDeque;
@@ -18,15 +18,9 @@ use serde_json::{Map, Value};
 use super::{Items, SourceItem, Unreadable, cap_raw};
 use crate::record::Record;
 
-/// The longest CSV record read (its fields and separators, quotes included).
-pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
-
-/// Reads CSV rows; `attributes` are added to every record (e.g. the object's metadata).
-pub fn read<R: Read + Send + 'static>(reader: R, name: String, attributes: Vec<(String, String)>) -> Items {
-    read_bounded(reader, name, attributes, MAX_RECORD_BYTES)
-}
-
-fn read_bounded<R: Read + Send + 'static>(
+/// Reads CSV rows; `attributes` are added to every record (e.g. the object's metadata). A
+/// record is at most `max_record` bytes (its fields and separators, quotes included).
+pub fn read<R: Read + Send + 'static>(
     reader: R,
     name: String,
     attributes: Vec<(String, String)>,
@@ -192,7 +186,7 @@ mod tests {
     use super::*;
 
     fn items(input: &[u8]) -> Vec<SourceItem> {
-        read(std::io::Cursor::new(input.to_vec()), "t.csv".into(), vec![]).collect()
+        read(std::io::Cursor::new(input.to_vec()), "t.csv".into(), vec![], 1 << 20).collect()
     }
 
     fn body(item: &SourceItem) -> Value {
@@ -242,7 +236,7 @@ mod tests {
         let mut input = b"a,b\n1,2\n3,\"never closed\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', 100_000));
         let reader = std::io::BufReader::with_capacity(64, std::io::Cursor::new(input));
-        let got: Vec<SourceItem> = read_bounded(reader, "t.csv".into(), vec![], 1024).collect();
+        let got: Vec<SourceItem> = read(reader, "t.csv".into(), vec![], 1024).collect();
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(body(&got[0]), serde_json::json!({"a":"1","b":"2"}));
         assert!(

@@ -11,17 +11,11 @@ use crate::record::Record;
 
 pub(crate) use crate::record::check_json;
 
-/// The longest JSON Lines record read: a longer line (or a file without newlines) is one
-/// unreadable record, skipped to its end in bounded memory, and the next line is read as usual.
-pub const MAX_LINE_BYTES: usize = 1024 * 1024;
-
-/// One record per non-blank line; ids are `name#line`. A line over [`MAX_LINE_BYTES`] is
-/// unreadable and skipped without being held in memory.
-pub fn read_lines<R: BufRead + Send + 'static>(reader: R, name: String) -> Items {
-    read_lines_bounded(reader, name, MAX_LINE_BYTES)
-}
-
-fn read_lines_bounded<R: BufRead + Send + 'static>(mut reader: R, name: String, max_line: usize) -> Items {
+/// One record per non-blank line; ids are `name#line`. A line over `max_line` bytes (or a file
+/// without newlines) is one unreadable record, skipped to its end without being held in memory,
+/// and the next line is read as usual.
+pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String, max_line: u64) -> Items {
+    let max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
     let mut line_no = 0u64;
     let mut buf = Vec::new();
     let mut done = false;
@@ -174,7 +168,7 @@ mod tests {
         let long = format!("{{\"a\":\"{}\"}}", "x".repeat(200));
         let input = format!("{{\"a\":1}}\n{long}\n{{\"b\":2}}\n{long}");
         let reader = std::io::BufReader::with_capacity(16, std::io::Cursor::new(input.into_bytes()));
-        let items: Vec<SourceItem> = read_lines_bounded(reader, "f.jsonl".into(), 64).collect();
+        let items: Vec<SourceItem> = read_lines(reader, "f.jsonl".into(), 64).collect();
         assert_eq!(items.len(), 4, "{items:?}");
         assert!(matches!(&items[0], SourceItem::Record(r) if r.id == "f.jsonl#1"));
         for (i, line) in [(1, 2), (3, 4)] {
@@ -192,7 +186,8 @@ mod tests {
     #[test]
     fn lines_skip_blanks_and_report_bad_ones() {
         let input = b"{\"a\":1}\r\n\n  \nnot json\n\xff\xfe\n[1,2]";
-        let items: Vec<SourceItem> = read_lines(std::io::Cursor::new(input.to_vec()), "f.jsonl".into()).collect();
+        let items: Vec<SourceItem> =
+            read_lines(std::io::Cursor::new(input.to_vec()), "f.jsonl".into(), 1 << 20).collect();
         assert_eq!(items.len(), 4);
         assert!(matches!(&items[0], SourceItem::Record(r) if r.id == "f.jsonl#1" && r.body == "{\"a\":1}"));
         assert!(

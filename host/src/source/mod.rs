@@ -105,6 +105,26 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// How much of an input weir holds at once (`[source]` in `weir.toml`): a record longer than
+/// `max_record_bytes`, or a compressed object expanding more than `max_expansion` times its size
+/// (past the first 256 MiB), is unreadable data with the reason, never memory without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceLimits {
+    pub max_record_bytes: u64,
+    pub max_expansion: u64,
+}
+
+impl SourceLimits {
+    /// The largest `max_record_bytes` a pipeline may set (256 MiB).
+    pub const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        SourceLimits { max_record_bytes: 1024 * 1024, max_expansion: 200 }
+    }
+}
+
 /// Options for [`open_file`].
 #[derive(Clone, Default)]
 pub struct OpenOptions {
@@ -114,6 +134,7 @@ pub struct OpenOptions {
     /// Where the objects named by S3 events are read from (S3 itself, with `--aws`), and which.
     pub objects: Option<objects::Objects>,
     pub progress: Progress,
+    pub limits: SourceLimits,
 }
 
 /// Opens a local file as a source, by its extension.
@@ -126,13 +147,13 @@ pub fn open_file(path: &Path, options: &OpenOptions) -> Result<Items, SourceErro
     let reader = BufReader::with_capacity(256 * 1024, Counting { inner: file, progress: options.progress.clone() });
     let name = path.display().to_string();
     match format {
-        Format::Csv => Ok(csv::read(reader, name, Vec::new())),
-        Format::JsonLines => Ok(json::read_lines(reader, name)),
+        Format::Csv => Ok(csv::read(reader, name, Vec::new(), options.limits.max_record_bytes)),
+        Format::JsonLines => Ok(json::read_lines(reader, name, options.limits.max_record_bytes)),
         Format::Json => {
             let objects = options.objects.clone().unwrap_or_else(|| {
-                objects::Objects::local(
-                    options.s3_root.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf()),
-                )
+                let root =
+                    options.s3_root.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf());
+                objects::Objects { limits: options.limits, ..objects::Objects::local(root) }
             });
             lambda::read_json(reader, path, &objects)
         }

@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Counting, Format, Items, Progress, SourceItem, Unreadable, csv, json};
+use super::{Counting, Format, Items, Progress, SourceItem, SourceLimits, Unreadable, csv, json};
 
 /// Why an object could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,17 +136,22 @@ impl ObjectFilter {
     }
 }
 
-/// Where objects come from and which are read.
+/// Where objects come from, which are read, and how much of one is held at once.
 #[derive(Clone)]
 pub struct Objects {
     pub store: Arc<dyn ObjectStore>,
     pub filter: ObjectFilter,
+    pub limits: SourceLimits,
 }
 
 impl Objects {
-    /// Local files under `root`, every key accepted.
+    /// Local files under `root`, every key accepted, default limits.
     pub fn local(root: impl Into<PathBuf>) -> Self {
-        Objects { store: Arc::new(LocalObjects { root: root.into() }), filter: ObjectFilter::default() }
+        Objects {
+            store: Arc::new(LocalObjects { root: root.into() }),
+            filter: ObjectFilter::default(),
+            limits: SourceLimits::default(),
+        }
     }
 }
 
@@ -220,7 +225,8 @@ pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
     let raw = Counting { inner: super::Transport(raw), progress: compressed.clone() };
     let decoded: Box<dyn Read + Send> = if gzip {
         let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
-        Box::new(Inflation { inner: inflated, compressed, inflated: 0, limits: InflationLimits::default() })
+        let limits = InflationLimits { max_ratio: objects.limits.max_expansion, ..InflationLimits::default() };
+        Box::new(Inflation { inner: inflated, compressed, inflated: 0, limits })
     } else {
         Box::new(raw)
     };
@@ -239,9 +245,9 @@ pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
             if let Some(v) = &object.version {
                 attributes.push(("s3_version".into(), v.clone()));
             }
-            csv::read(reader, id, attributes)
+            csv::read(reader, id, attributes, objects.limits.max_record_bytes)
         }
-        Format::JsonLines => json::read_lines(reader, id),
+        Format::JsonLines => json::read_lines(reader, id, objects.limits.max_record_bytes),
         Format::Json => json::read_array(reader, id),
     }
 }

@@ -37,6 +37,7 @@ ui_cases!(
     bad_mode,
     bad_partition,
     bad_sha,
+    bad_source_limit,
     duplicate_stage,
     missing_plugin,
     no_stages,
@@ -65,4 +66,25 @@ fn the_example_pipeline_is_valid() {
     assert_eq!(p.name, "orders");
     assert_eq!(p.stages.len(), 4);
     assert_eq!(p.tables.len(), 3);
+}
+
+/// `[source]` limits reach the readers: a JSON line over `max_record_bytes` is unreadable, the
+/// next one is read.
+#[test]
+fn source_limits_bound_what_a_run_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weir.toml");
+    let text = "name = \"l\"\n[[stages]]\nname = \"v\"\nplugin = \"v.wasm\"\n[source]\nmax_record_bytes = 2048\n";
+    let p = Pipeline::parse_deployed(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.source.limits.max_record_bytes, 2048);
+    assert_eq!(p.source.limits.max_expansion, 200, "the default");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, format!("{{\"a\":\"{}\"}}\n{{\"b\":1}}\n", "x".repeat(4096))).unwrap();
+    let options = weir_host::source::OpenOptions { limits: p.source.limits, ..Default::default() };
+    let items: Vec<_> = weir_host::source::open_file(&input, &options).unwrap().collect();
+    assert!(
+        matches!(&items[0], weir_host::source::SourceItem::Unreadable(u) if u.reason.contains("longer than 2048 bytes")),
+        "{items:?}"
+    );
+    assert!(matches!(&items[1], weir_host::source::SourceItem::Record(_)));
 }

@@ -349,10 +349,13 @@ impl Read for Endless {
 fn sources_stream_and_never_read_a_whole_input() {
     let csv = Endless { header: b"a,b\r\n".to_vec(), row: b"1,\"two\r\nlines\"\r\n".to_vec(), pos: 0 };
     let items: Vec<SourceItem> =
-        source::csv::read(std::io::BufReader::new(csv), "endless.csv".into(), vec![]).take(10_000).collect();
+        source::csv::read(std::io::BufReader::new(csv), "endless.csv".into(), vec![], 1 << 20).take(10_000).collect();
     assert_eq!(items.len(), 10_000);
     let lines = Endless { header: Vec::new(), row: b"{\"a\":1}\n".to_vec(), pos: 0 };
-    assert_eq!(source::json::read_lines(std::io::BufReader::new(lines), "e.jsonl".into()).take(10_000).count(), 10_000);
+    assert_eq!(
+        source::json::read_lines(std::io::BufReader::new(lines), "e.jsonl".into(), 1 << 20).take(10_000).count(),
+        10_000
+    );
     let array = Endless { header: b"[".to_vec(), row: b"{\"a\":1},".to_vec(), pos: 0 };
     assert_eq!(source::json::read_array(array, "e.json".into()).take(10_000).count(), 10_000);
 }
