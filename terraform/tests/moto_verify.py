@@ -33,11 +33,11 @@ PLAN_FILES = {
 EXPECTED = {
     "orders": {
         "timeout": 30, "visibility": "180", "max_receive": 4, "batch": 25, "window": 2, "reserved": 10,
-        "s3": {"prefix": "incoming/orders/", "suffix": ".csv", "via": "sqs"},
+        "s3": {"prefix": "incoming/orders/", "suffixes": [".csv", ".jsonl"], "via": "sqs"},
     },
     "events": {
         "timeout": 60, "visibility": "360", "max_receive": 5, "batch": 10, "window": 5, "reserved": 5,
-        "s3": {"prefix": "incoming/events/", "suffix": ".json", "via": "sns"},
+        "s3": {"prefix": "incoming/events/", "suffixes": [".json"], "via": "sns"},
     },
 }
 
@@ -143,20 +143,20 @@ def main():
     def notification():
         conf = s3.get_bucket_notification_configuration(Bucket=w["input_bucket"])
         qs, ts = conf.get("QueueConfigurations", []), conf.get("TopicConfigurations", [])
-        if len(qs) != 1 or len(ts) != 1:
-            return conf
-        q, t = qs[0], ts[0]
         o, e = EXPECTED["orders"]["s3"], EXPECTED["events"]["s3"]
+        # One rule per suffix.
         return expect(
-            q["QueueArn"] == pipelines["orders"]["input_queue_arn"]
-            and rules_of(q) == {"prefix": o["prefix"], "suffix": o["suffix"]}
-            and t["TopicArn"] == pipelines["events"]["input_events_topic_arn"]
-            and rules_of(t) == {"prefix": e["prefix"], "suffix": e["suffix"]}
-            and all(any(x.startswith("s3:ObjectCreated:") for x in c["Events"]) for c in (q, t)),
+            all(q["QueueArn"] == pipelines["orders"]["input_queue_arn"] for q in qs)
+            and sorted(tuple(sorted(rules_of(q).items())) for q in qs)
+            == sorted((("prefix", o["prefix"]), ("suffix", x)) for x in o["suffixes"])
+            and all(t["TopicArn"] == pipelines["events"]["input_events_topic_arn"] for t in ts)
+            and sorted(tuple(sorted(rules_of(t).items())) for t in ts)
+            == sorted((("prefix", e["prefix"]), ("suffix", x)) for x in e["suffixes"])
+            and all(any(x.startswith("s3:ObjectCreated:") for x in c["Events"]) for c in qs + ts),
             conf,
         )
 
-    check("s3 input bucket: one notification, orders' rule -> its queue, events' rule -> its topic", notification)
+    check("s3 input bucket: one notification, orders' rules (.csv, .jsonl) -> its queue, events' rule -> its topic", notification)
 
     def plain_http_put_is_refused():
         try:
@@ -332,7 +332,7 @@ def main():
             with without_bucket_policy(w["input_bucket"]):
                 for url in urls.values():
                     drain(url)
-                for key in ("incoming/orders/a.csv", "incoming/orders/a.json", "incoming/events/e.json",
+                for key in ("incoming/orders/a.csv", "incoming/orders/a.jsonl", "incoming/orders/a.json", "incoming/events/e.json",
                             "incoming/events/e.csv", "elsewhere/a.csv"):
                     s3.put_object(Bucket=w["input_bucket"], Key=key, Body=b"id,amount\n1,2\n")
                 got = {}
@@ -344,17 +344,18 @@ def main():
                             keys += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])
                                      if r["eventName"].startswith("ObjectCreated:") and r["s3"]["bucket"]["name"] == w["input_bucket"]]
                             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-                        if keys:
+                        if len(keys) >= {"orders": 2, "events": 1}[k]:
                             break
                     got[k] = sorted(keys)
-                return expect(got == {"orders": ["incoming/orders/a.csv"], "events": ["incoming/events/e.json"]}, got)
+                return expect(got == {"orders": ["incoming/orders/a.csv", "incoming/orders/a.jsonl"],
+                                      "events": ["incoming/events/e.json"]}, got)
         finally:
             for url in urls.values():
                 drain(url)
             for u in uuids:
                 lam.update_event_source_mapping(UUID=u, Enabled=True)
 
-    check("s3 put: incoming/orders/*.csv reaches only orders' queue, incoming/events/*.json only events' (through SNS)",
+    check("s3 put: incoming/orders/*.csv and *.jsonl reach only orders' queue, incoming/events/*.json only events' (through SNS)",
           object_created_reaches_each_pipeline)
 
     # --- IAM ------------------------------------------------------------------------

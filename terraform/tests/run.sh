@@ -7,9 +7,16 @@
 #   4. terraform test (mocked provider: wiring asserts)
 #   5. checkov (own venv at <repo>/.venv-checkov; skipped checks in ../CHECKOV_SKIPS.md)
 #   6. terraform apply of envs/local against a moto server on a free 127.0.0.1 port,
-#      verification through the AWS API (moto_verify.py), destroy, stop moto
+#      verification through the AWS API (moto_verify.py), the deployed flow end to end
+#      (deployed_flow.py: the real `bootstrap` with the orders function's deployed
+#      environment under `cargo lambda watch`, fed from the queue terraform made), destroy,
+#      stop moto
 # and ends with one line: `terraform: N passed, M failed` (exit 1 when M > 0).
-# A missing terraform, or a venv that pip cannot install, is reported as SKIPPED.
+# A missing terraform, or a venv that pip cannot install, is reported as SKIPPED; so is the
+# deployed flow when the `weir` / `bootstrap` binaries, cargo-lambda or the built example
+# plugins are absent (paths: WEIR_BIN, WEIR_BOOTSTRAP, CARGO_LAMBDA, WEIR_WASM_DIR; defaults
+# under <repo>/target/<host triple>/debug, <repo>/.venv-cargo-lambda and
+# <repo>/plugins/target/wasm32-wasip2/release, where tests/run.sh builds them first).
 # Runnable from any directory; leaves no state, .terraform dir or server behind.
 set -uo pipefail
 
@@ -227,6 +234,7 @@ moto_check() {
       counted "verify through the AWS API" "$WORK/verify.log" \
         "$MOTO_VENV/bin/python" tests/moto_verify.py "$ENDPOINT" "$WORK/outputs.json" "$REPO_ROOT/lambda/env-vars.json"
       grep -E '^  (ok|FAIL) ' "$WORK/verify.log" | sed 's/^/  /'
+      flow_check
       t0=$SECONDS
       # No refresh: moto denies every object request to a bucket with the TLS-only policy
       # (it does not evaluate the condition), so reading back the bindings documents would
@@ -243,6 +251,30 @@ moto_check() {
     fail "moto server did not come up on $ENDPOINT"
     sed 's/^/      | /' "$WORK/moto.log" | tail -n 20
   fi
+}
+
+# The deployed flow (deployed_flow.py), between verify and destroy; SKIPPED without the
+# binaries it runs.
+flow_check() {
+  local triple bins missing=() b
+  triple="$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')"
+  bins="$REPO_ROOT/target/${triple:-x86_64-unknown-linux-gnu}/debug"
+  export WEIR_BIN="${WEIR_BIN:-$bins/weir}" WEIR_BOOTSTRAP="${WEIR_BOOTSTRAP:-$bins/bootstrap}"
+  export CARGO_LAMBDA="${CARGO_LAMBDA:-$REPO_ROOT/.venv-cargo-lambda/bin/cargo-lambda}"
+  export WEIR_WASM_DIR="${WEIR_WASM_DIR:-$REPO_ROOT/plugins/target/wasm32-wasip2/release}"
+  for b in "$WEIR_BIN" "$WEIR_BOOTSTRAP" "$CARGO_LAMBDA"; do [[ -x "$b" ]] || missing+=("$b"); done
+  for b in csv_reshape validate_order enrich_order pii_redact; do
+    [[ -f "$WEIR_WASM_DIR/$b.wasm" ]] || missing+=("$WEIR_WASM_DIR/$b.wasm")
+  done
+  if ((${#missing[@]})); then
+    skip "deployed flow (deployed_flow.py): missing ${missing[*]} (build with tests/run.sh)"
+    return
+  fi
+  local t0=$SECONDS
+  counted "deployed flow: bootstrap under cargo lambda watch, fed from the deployed queue" "$WORK/flow.log" \
+    "$MOTO_VENV/bin/python" tests/deployed_flow.py "$ENDPOINT" "$WORK/outputs.json"
+  grep -E '^  (ok|FAIL) |^  \(' "$WORK/flow.log" | sed 's/^/  /'
+  echo "  (deployed flow took $((SECONDS - t0)) s)"
 }
 
 if preflight; then

@@ -39,11 +39,15 @@ module "weir" {
   name = "weir"
 
   pipelines = {
-    # SQS records and CSV objects under incoming/orders/, straight to the queue.
+    # SQS records, and CSV and JSON Lines objects under incoming/orders/ (one notification
+    # rule per suffix), straight to the queue.
     orders = {
       plan     = jsondecode(file("${path.module}/../../../examples/orders/plan.json"))
-      s3_input = { prefix = "incoming/orders/", suffixes = [".csv"] }
+      s3_input = { prefix = "incoming/orders/", suffixes = [".csv", ".jsonl"] }
 
+      # Every invocation checks the manifest: tests/deployed_flow.py hot-swaps a stage and
+      # rolls it back while one function process runs, without waiting 30 s each time.
+      refresh_seconds         = 0
       queue_max_receive_count = 4
       timeout_seconds         = 30
       batch_size              = 25
