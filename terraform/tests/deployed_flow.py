@@ -49,6 +49,8 @@ CARGO_LAMBDA = os.environ.get("CARGO_LAMBDA") or os.path.join(REPO, ".venv-cargo
 # The built plugins (wasm32-wasip2): `weir publish` of a crate directory would run cargo.
 WASM_DIR = os.environ.get("WEIR_WASM_DIR") or os.path.join(REPO, "plugins", "target", "wasm32-wasip2", "release")
 EXAMPLE = os.path.join(REPO, "examples", "orders")
+# Made by terraform/tests/run.sh with `weir keygen`; its public key is the function's WEIR_SIGNING_KEYS.
+SIGNING_KEY_FILE = os.environ.get("WEIR_SIGNING_KEY_FILE", "")
 REGION = "us-east-1"
 N_ORDERS = 300          # weir send; a few hundred keeps the run well under 3 minutes on moto
 SEED = 42
@@ -546,10 +548,12 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
     contract = sorted(v["name"] for v in json.load(open(os.path.join(REPO, "lambda", "env-vars.json")))["variables"])
     check(f"deployed: {name}'s environment has exactly the names of lambda/env-vars.json",
           lambda: expect(sorted(env) == contract, sorted(env)))
-    check("deployed: WEIR_REFRESH_SECONDS=0 (envs/local), WEIR_SIGNING_KEYS empty (envs/local sets no signing_keys: publish unsigned)",
-          lambda: expect(env.get("WEIR_REFRESH_SECONDS") == "0" and env.get("WEIR_SIGNING_KEYS") == "", env))
-    if env.get("WEIR_SIGNING_KEYS"):
-        raise Abort("envs/local configures signing_keys: this test has no private key to sign with")
+    public_key = os.environ.get("WEIR_SIGNING_PUBLIC_KEY", "")
+    check("deployed: WEIR_REFRESH_SECONDS=0 and WEIR_SIGNING_KEYS = the key run.sh made for this run",
+          lambda: expect(env.get("WEIR_REFRESH_SECONDS") == "0" and public_key
+                         and env.get("WEIR_SIGNING_KEYS") == public_key, env))
+    if not SIGNING_KEY_FILE or not os.path.isfile(SIGNING_KEY_FILE):
+        raise Abort("no WEIR_SIGNING_KEY_FILE: terraform/tests/run.sh makes one with `weir keygen` before the apply")
     # By ARN: moto 5.2.5 matches FunctionName against the mapping's function ARN only.
     maps = lam.list_event_source_mappings(FunctionName=conf["FunctionArn"])["EventSourceMappings"]
     if len(maps) != 1:
@@ -633,8 +637,9 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
         return r.stdout
 
     target = ["--pipeline", "orders", "--bucket", plugins_bucket, "--endpoint-url", endpoint, "--region", REGION]
-    out = weir("publish", "--definition", v1_toml, *target, "--note", "flow v1")
-    check("weir publish --definition (every stage, unsigned) -> version 1", lambda: expect("version 1" in out, out))
+    out = weir("publish", "--definition", v1_toml, *target, "--sign", SIGNING_KEY_FILE, "--note", "flow v1")
+    check("weir publish --definition --sign (every stage) -> version 1, signed",
+          lambda: expect("version 1" in out and "(signed)" in out, out))
     sha = {s: hashlib.sha256(open(f, "rb").read()).hexdigest() for s, f in wasm.items()}
 
     # ---- 2. The real bootstrap under cargo lambda watch, with the deployed environment ------
@@ -976,7 +981,8 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
     edited = definition.replace('tax_rate = "0.2"', 'tax_rate = "0.5"')
     assert edited != definition
     open(v2_toml, "w").write(edited)
-    out = weir("publish", rebuilt_path, "--stage", "enrich", "--definition", v2_toml, *target, "--note", "flow v2 enrich tax 0.5")
+    out = weir("publish", rebuilt_path, "--stage", "enrich", "--definition", v2_toml, *target, "--sign", SIGNING_KEY_FILE,
+               "--note", "flow v2 enrich tax 0.5")
     check("weir publish <rebuilt enrich.wasm> --stage enrich --definition (tax_rate 0.5) -> version 2",
           lambda: expect("version 2" in out, out))
     sha_v2 = dict(sha, enrich=hashlib.sha256(rebuilt).hexdigest())

@@ -226,6 +226,13 @@ moto_check() {
     export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
     STATE="$WORK/local.tfstate"
     TFVARS=(-var "endpoint=$ENDPOINT" -var "lambda_zip_path=$ZIP")
+    # The orders function requires signed plugins, with a key made for this run: the deployed
+    # flow publishes with it (`weir publish --sign`), as an operator does.
+    flow_paths
+    if [[ -x "$WEIR_BIN" ]] && pub="$("$WEIR_BIN" keygen --out "$WORK/signing.key" | tail -1)" && [[ -n "$pub" ]]; then
+      export WEIR_SIGNING_KEY_FILE="$WORK/signing.key" WEIR_SIGNING_PUBLIC_KEY="$pub"
+      TFVARS+=(-var "signing_keys=[\"$pub\"]")
+    fi
 
     t0=$SECONDS
     step "apply envs/local" terraform -chdir=envs/local apply -auto-approve -no-color -input=false -state="$STATE" "${TFVARS[@]}"
@@ -255,13 +262,18 @@ moto_check() {
 
 # The deployed flow (deployed_flow.py), between verify and destroy; SKIPPED without the
 # binaries it runs.
-flow_check() {
-  local triple bins missing=() b
+flow_paths() {
+  local triple bins
   triple="$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')"
   bins="$REPO_ROOT/target/${triple:-x86_64-unknown-linux-gnu}/debug"
   export WEIR_BIN="${WEIR_BIN:-$bins/weir}" WEIR_BOOTSTRAP="${WEIR_BOOTSTRAP:-$bins/bootstrap}"
   export CARGO_LAMBDA="${CARGO_LAMBDA:-$REPO_ROOT/.venv-cargo-lambda/bin/cargo-lambda}"
   export WEIR_WASM_DIR="${WEIR_WASM_DIR:-$REPO_ROOT/plugins/target/wasm32-wasip2/release}"
+}
+
+flow_check() {
+  local missing=() b
+  flow_paths
   for b in "$WEIR_BIN" "$WEIR_BOOTSTRAP" "$CARGO_LAMBDA"; do [[ -x "$b" ]] || missing+=("$b"); done
   for b in csv_reshape validate_order enrich_order pii_redact; do
     [[ -f "$WEIR_WASM_DIR/$b.wasm" ]] || missing+=("$WEIR_WASM_DIR/$b.wasm")

@@ -48,6 +48,7 @@ module "weir" {
       # Every invocation checks the manifest: tests/deployed_flow.py hot-swaps a stage and
       # rolls it back while one function process runs, without waiting 30 s each time.
       refresh_seconds         = 0
+      signing_keys            = var.signing_keys
       queue_max_receive_count = 4
       timeout_seconds         = 30
       batch_size              = 25

@@ -20,6 +20,12 @@ variable "lambda_zip_path" {
   type        = string
 }
 
+variable "signing_keys" {
+  description = "Public keys (`weir keygen`) the orders function requires its plugins to be signed with; terraform/tests/run.sh generates a key per run and tests/deployed_flow.py signs with it. Empty = unsigned plugins load."
+  type        = list(string)
+  default     = []
+}
+
 variable "enable_athena_workgroup" {
   description = "Create the Athena workgroup in the emulator."
   type        = bool
