@@ -61,14 +61,19 @@ if command -v rustup >/dev/null 2>&1; then
   rustup target add wasm32-wasip2 >/dev/null 2>&1 || echo "warning: could not add the wasm32-wasip2 target with rustup"
 fi
 
-# The local AWS emulators the integration tests start, and cargo-lambda, installed in the
-# background while the first build compiles (network and pip, not the 2 cores cargo uses). The
+# The local AWS emulators the integration tests start (with the aws CLI the deploy guide uses),
+# cargo-lambda and checkov, installed in the background while the first build compiles (network and pip, not the 2 cores cargo uses). The
 # tests install a missing emulator themselves; doing it once here keeps parallel tests from racing.
 # A failure here is not fatal: the tests that need the tool say SKIPPED.
 install_tools() {
-  if [ ! -x .venv-moto/bin/moto_server ]; then
-    echo "installing moto[server]==5.2.5 into .venv-moto"
-    { python3 -m venv .venv-moto && .venv-moto/bin/pip install --quiet 'moto[server]==5.2.5' boto3; } \
+  # The versions terraform/tests/run.sh pins (it installs what is missing too).
+  local moto awscli checkov
+  moto=$(sed -n 's/^MOTO_VERSION="\(.*\)"/\1/p' terraform/tests/run.sh)
+  awscli=$(sed -n 's/^AWSCLI_VERSION="\(.*\)"/\1/p' terraform/tests/run.sh)
+  checkov=$(sed -n 's/^CHECKOV_VERSION="\(.*\)"/\1/p' terraform/tests/run.sh)
+  if [ ! -x .venv-moto/bin/moto_server ] || [ ! -x .venv-moto/bin/aws ]; then
+    echo "installing moto[server]==$moto, boto3 and awscli==$awscli into .venv-moto"
+    { python3 -m venv .venv-moto && .venv-moto/bin/pip install --quiet "moto[server]==$moto" boto3 "awscli==$awscli"; } \
       || echo "warning: could not install moto server; emulator tests will be SKIPPED"
   fi
   if [ ! -f target/emulators/node_modules/dynalite/cli.js ]; then
@@ -83,6 +88,12 @@ install_tools() {
     echo "installing cargo-lambda==1.9.2 into .venv-cargo-lambda"
     { python3 -m venv .venv-cargo-lambda && .venv-cargo-lambda/bin/pip install --quiet 'cargo-lambda==1.9.2'; } \
       || echo "warning: could not install cargo-lambda; its tests will be SKIPPED"
+  fi
+  # checkov, for the terraform checks at the end.
+  if [ ! -x .venv-checkov/bin/checkov ]; then
+    echo "installing checkov==$checkov into .venv-checkov"
+    { python3 -m venv .venv-checkov && .venv-checkov/bin/pip install --quiet "checkov==$checkov"; } \
+      || echo "warning: could not install checkov; terraform/tests/run.sh will try again"
   fi
 }
 section "tools (in the background)"

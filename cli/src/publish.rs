@@ -56,7 +56,7 @@ pub struct PublishArgs {
     definition: Option<PathBuf>,
     /// Sign every stage with this ed25519 key (a file written by `weir keygen`); required when
     /// the function is configured with public keys.
-    #[arg(long, value_name = "KEY_FILE")]
+    #[arg(long, value_name = "KEY_FILE", env = "WEIR_SIGNING_KEY_FILE")]
     sign: Option<PathBuf>,
     /// What this version does, for `weir status`.
     #[arg(long)]
@@ -75,6 +75,10 @@ pub struct RollbackArgs {
     /// The version to go back to (default: the one before the live one).
     #[arg(long)]
     to: Option<u64>,
+    /// Roll back without checking that version's pipeline file against the deployment's
+    /// bindings document (the function still refuses what does not fit it).
+    #[arg(long)]
+    skip_deployment_check: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -147,13 +151,8 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     // Refuse here what the deployment cannot run, before anything is built or written: every
     // table, topic and objects sink of the file must be one the stack has, keyed as the file says.
     if !args.skip_deployment_check {
-        let key = deployment::default_key(&args.target.pipeline);
-        let source = format!("s3://{}/{key}", store.bucket);
-        let bar = spinner(format!("checking the pipeline file against {source}"));
-        let read = runtime.block_on(Deployment::read(&store.s3, &store.bucket, &key));
-        bar.finish_and_clear();
-        let deployed = read.context("nothing was published (--skip-deployment-check publishes anyway)")?;
-        deployed.bind(Pipeline::parse_deployed(&def_file, &def_text)?, &source).context("nothing was published")?;
+        fits_deployment(&runtime, &store, &def_file, &def_text)
+            .context("nothing was published (--skip-deployment-check publishes anyway)")?;
     }
 
     // What to publish: one plugin as one stage, or every stage of the file.
@@ -247,9 +246,39 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Checks a pipeline file against the deployment's bindings document (`weir_host::pipeline::deployment`):
+/// every table, topic and objects sink it names must be one the stack has, keyed as the file says.
+fn fits_deployment(
+    runtime: &tokio::runtime::Runtime,
+    store: &ManifestStore,
+    def_file: &Path,
+    def_text: &str,
+) -> anyhow::Result<()> {
+    let key = deployment::default_key(&store.pipeline);
+    let source = format!("s3://{}/{key}", store.bucket);
+    let bar = spinner(format!("checking the pipeline file against {source}"));
+    let read = runtime.block_on(Deployment::read(&store.s3, &store.bucket, &key));
+    bar.finish_and_clear();
+    read?.bind(Pipeline::parse_deployed(def_file, def_text)?, &source)?;
+    Ok(())
+}
+
 pub fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let (runtime, store) = args.target.connect()?;
-    let m = runtime.block_on(store.rollback(args.to))?;
+    // The version to go back to, checked against the deployment as a publish is: the stack may
+    // have changed since (a table dropped from the plan), and the function would refuse it.
+    let history = runtime.block_on(store.history())?;
+    let live = history.iter().map(|m| m.version).max().unwrap_or(0);
+    let to = args.to.unwrap_or(live.saturating_sub(1));
+    if !args.skip_deployment_check
+        && let Some(text) = history.iter().find(|m| m.version == to).and_then(|m| m.definition.as_ref())
+    {
+        let file = PathBuf::from(format!("(version {to} of pipeline {})", store.pipeline));
+        fits_deployment(&runtime, &store, &file, text).with_context(|| {
+            format!("nothing was rolled back to version {to} (--skip-deployment-check rolls back anyway)")
+        })?;
+    }
+    let m = runtime.block_on(store.rollback(Some(to)))?;
     println!("{} version {}: {} ({})", m.pipeline, m.version, m.describe(), m.note);
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,8 @@
 //!      failed the invocation fails, and Lambda's retry re-reads the objects (the sinks are
 //!      idempotent, so rows already written are not written twice);
 //!    - **SNS notification** (of S3 events): the same as S3.
-//! 3. stops starting batches when the invocation's deadline is near ([`safety_margin`]):
+//! 3. stops starting batches when the invocation's deadline is near ([`safety_margin`]), and
+//!    abandons a batch's writes still running just before it ([`answer_reserve`]):
 //!    unfinished messages are failed and redelivered, and an object being read is
 //!    checkpointed ([`S3Checkpoints`](weir_host::pipeline::checkpoints::S3Checkpoints)) so that
 //!    its retry resumes after the rows already done;
@@ -118,6 +119,12 @@ pub struct Host {
 /// the invocation's time, at most 5 s.
 pub fn safety_margin(remaining: Duration) -> Duration {
     (remaining / 5).min(Duration::from_secs(5))
+}
+
+/// The time kept to answer after the last write: a batch's writes still running this close to
+/// the deadline are abandoned and its records reported failed (a fifth of the safety margin).
+pub fn answer_reserve(remaining: Duration) -> Duration {
+    safety_margin(remaining) / 5
 }
 
 /// Parses a manifest's pipeline file as the function deploys it, bound to the deployment.
@@ -233,12 +240,14 @@ impl Host {
         Ok(())
     }
 
-    /// Runs one event (see the crate docs). `out_of_time` says when no new batch may start.
+    /// Runs one event (see the crate docs). `out_of_time` says when no new batch may start;
+    /// `writes_end` is when every write of a batch must be over (its records fail otherwise).
     /// Blocks: call it from a blocking thread.
     pub fn handle(
         &mut self,
         payload: Value,
         out_of_time: Option<Box<dyn Fn() -> bool + Send>>,
+        writes_end: Option<Instant>,
     ) -> Result<SqsBatchResponse, HandlerError> {
         self.refresh();
         let Some(active) = &mut self.active else {
@@ -249,9 +258,11 @@ impl Host {
             });
         };
         active.runner.set_deadline(out_of_time);
+        active.runner.set_write_deadline(writes_end);
         let before = (active.runner.stats().clone(), stage_snapshots(&active.runner));
         let result = run_event(active, payload);
         active.runner.set_deadline(None);
+        active.runner.set_write_deadline(None);
         let after = (active.runner.stats().clone(), stage_snapshots(&active.runner));
         emit_metrics(&self.emf, &before, &after);
         result
@@ -350,20 +361,21 @@ pub async fn function_handler(
     // A deadline already past when the invocation starts is not one Lambda gives (it is
     // milliseconds since the epoch, in the future); a local runtime emulator or a skewed clock
     // can. Running nothing would fail every message forever, so it counts as unknown.
-    let out_of_time: Option<Box<dyn Fn() -> bool + Send>> = if left.is_zero() {
+    let (out_of_time, writes_end): (Option<Box<dyn Fn() -> bool + Send>>, _) = if left.is_zero() {
         tracing::warn!(
             deadline_ms = context.deadline,
             "the invocation's deadline is not in the future; running without one"
         );
-        None
+        (None, None)
     } else {
-        let stop_at = Instant::now() + left.saturating_sub(safety_margin(left));
-        Some(Box::new(move || Instant::now() >= stop_at))
+        let now = Instant::now();
+        let stop_at = now + left.saturating_sub(safety_margin(left));
+        (Some(Box::new(move || Instant::now() >= stop_at)), Some(now + left.saturating_sub(answer_reserve(left))))
     };
     let request = context.request_id.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
-        host.handle(payload, out_of_time)
+        host.handle(payload, out_of_time, writes_end)
     })
     .await
     .map_err(|e| format!("the handler thread failed: {e}"))?;
@@ -385,5 +397,10 @@ mod tests {
         assert_eq!(safety_margin(Duration::from_secs(3)), Duration::from_millis(600));
         assert_eq!(safety_margin(Duration::from_secs(900)), Duration::from_secs(5));
         assert_eq!(remaining(0), Duration::ZERO, "a deadline in the past leaves nothing");
+        assert_eq!(
+            answer_reserve(Duration::from_secs(900)),
+            Duration::from_secs(1),
+            "writes end 1 s before the deadline"
+        );
     }
 }

@@ -589,7 +589,7 @@ fn direct_s3_events_and_objects_cut_off_by_the_deadline_resume_on_redelivery() {
     let seen = checks.clone();
     // Checked before the message, then before each batch: the third check says "out of time".
     let out_of_time = Box::new(move || seen.fetch_add(1, Ordering::SeqCst) >= 2);
-    let response = host.lock().unwrap().handle(batch.clone(), Some(out_of_time)).expect("handled");
+    let response = host.lock().unwrap().handle(batch.clone(), Some(out_of_time), None).expect("handled");
     let response = serde_json::to_value(response).unwrap();
     assert_eq!(response["batchItemFailures"], json!([{"itemIdentifier": "m-big"}]), "{response}");
     let partial = w.count(RESULTS) - good_a;

@@ -1,15 +1,25 @@
 """The deployed flow, end to end, in the shape terraform deploys it: after `terraform apply` of
 terraform/envs/local against moto (and moto_verify.py), runs the real `bootstrap` binary with
-the `orders` function's environment exactly as terraform configured it, under
+each pipeline's function environment exactly as terraform configured it, under
 `cargo lambda watch --only-lambda-apis` (the Lambda runtime API), and plays the function's SQS
-event source mapping against the input queue terraform created. Inputs: `weir send` orders,
-a CSV and a JSON Lines object uploaded under the pipeline's S3 input filter (delivered to the
-queue by the bucket notification terraform made), a message that is not JSON and a poison
-message. Every effect is checked exactly against ground truth computed here, in Python, from
-the inputs (the example plugins' rules, re-implemented from their Rust source): the tables,
-the aggregates, the SNS notifications, the output objects, the dead letters, the input DLQ,
-and that every input is exactly one of delivered, rejected, unreadable or dead-lettered. Then
-a stage is hot-swapped while the same process runs, and rolled back.
+event source mapping against the input queue terraform created.
+
+`orders` first. Inputs: `weir send` orders, a CSV and a JSON Lines object uploaded under the
+pipeline's S3 input filter (delivered to the queue by the bucket notification terraform made),
+a message that is not JSON and a poison message. Every effect is checked exactly against ground
+truth computed here, in Python, from the inputs (the example plugins' rules, re-implemented
+from their Rust source): the tables, the aggregates, the SNS notifications (a probe queue of
+this test's, and the queue envs/local subscribes with a filter policy, which must get exactly
+the big orders in EUR), the output objects, the dead letters, the input DLQ, and that every
+input is exactly one of delivered, rejected, unreadable or dead-lettered. Then a stage is
+hot-swapped while the same process runs, and rolled back.
+
+Then `events`, with a second `bootstrap`: `weir plan` of terraform/envs/local/events.weir.toml
+must be exactly the events.plan.json terraform deployed; that file is published signed, JSON
+array objects (one of them malformed part way) and one object with the wrong suffix are
+uploaded under incoming/events/ (S3 -> SNS -> the events queue, raw delivery), and the events
+table, the file-events notifications, the dead letters and the conservation of every input
+record are checked against ground truth, as for orders.
 
 Usage: deployed_flow.py ENDPOINT OUTPUTS_JSON
 
@@ -17,11 +27,12 @@ ENDPOINT is the moto server; OUTPUTS_JSON is `terraform output -json` of envs/lo
 binaries come from WEIR_BIN, WEIR_BOOTSTRAP and CARGO_LAMBDA (terraform/tests/run.sh sets them
 and reports SKIPPED when one is missing). Prints one line per check and, last,
 `flow: N passed, M failed`; exits 1 on failure. Leaves nothing running; restores what it
-changed in moto (bucket policies, the event source mapping's state) for the destroy.
+changed in moto (bucket policies, the event source mappings' state) for the destroy.
 """
 
 import base64
 import collections
+import contextlib
 import datetime
 import hashlib
 import json
@@ -34,11 +45,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from decimal import ROUND_HALF_EVEN, Decimal
 from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config
+
+from checks import COUNTS, check, expect, lifted_bucket_policies, paused_event_sources, summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -49,7 +63,10 @@ CARGO_LAMBDA = os.environ.get("CARGO_LAMBDA") or os.path.join(REPO, ".venv-cargo
 # The built plugins (wasm32-wasip2): `weir publish` of a crate directory would run cargo.
 WASM_DIR = os.environ.get("WEIR_WASM_DIR") or os.path.join(REPO, "plugins", "target", "wasm32-wasip2", "release")
 EXAMPLE = os.path.join(REPO, "examples", "orders")
-# Made by terraform/tests/run.sh with `weir keygen`; its public key is the function's WEIR_SIGNING_KEYS.
+# The events pipeline's file and the plan terraform deploys for it.
+EVENTS_TOML = os.path.join(REPO, "terraform", "envs", "local", "events.weir.toml")
+EVENTS_PLAN = os.path.join(REPO, "terraform", "envs", "local", "events.plan.json")
+# Made by terraform/tests/run.sh with `weir keygen`; its public key is the functions' WEIR_SIGNING_KEYS.
 SIGNING_KEY_FILE = os.environ.get("WEIR_SIGNING_KEY_FILE", "")
 REGION = "us-east-1"
 N_ORDERS = 300          # weir send; a few hundred keeps the run well under 3 minutes on moto
@@ -57,39 +74,14 @@ SEED = 42
 BAD_SHARE = 0.05
 SWAP_ORDERS = 8         # per hot-swap phase
 TAX = {"v1": Decimal("0.2"), "v2": Decimal("0.5")}
-OVERALL_TIMEOUT = 170   # seconds; every wait below is bounded by it too
+# envs/local/main.tf: the filter policy of the queue it subscribes to big-orders, and each
+# function's WEIR_REFRESH_SECONDS (orders 0 for the hot swap; events the module's default).
+BIG_ORDERS_FILTER = {"currency": ["EUR"]}
+REFRESH_SECONDS = {"orders": "0", "events": "30"}
+OVERALL_TIMEOUT = 200   # seconds; every wait below is bounded by it too
 STARTED = time.monotonic()
-
-PASSED = 0
-FAILED = 0
-
-
-def check(name, fn):
-    """Runs one check; an exception or a result other than None/True is a failure."""
-    global PASSED, FAILED
-    try:
-        result = fn()
-        ok = result is None or result is True
-        detail = "" if ok else f": {short(result)}"
-    except Exception as exc:  # noqa: BLE001 - a broken check is a failed check
-        ok = False
-        detail = f": {type(exc).__name__}: {short(exc)}"
-    if ok:
-        PASSED += 1
-        print(f"  ok   {name}", flush=True)
-    else:
-        FAILED += 1
-        print(f"  FAIL {name}{detail}", flush=True)
-    return ok
-
-
-def short(x, n=1500):
-    s = repr(x) if not isinstance(x, str) else x
-    return s if len(s) <= n else s[:n] + f"... ({len(s)} chars)"
-
-
-def expect(cond, got):
-    return True if cond else got
+CLI_ENV = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION=REGION,
+               AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
 
 
 def left():
@@ -98,6 +90,14 @@ def left():
 
 class Abort(Exception):
     """The flow cannot go on (a step everything after it depends on failed)."""
+
+
+def weir(*args, timeout=60):
+    """Runs the weir CLI (moto's credentials); its stdout, or Abort."""
+    r = subprocess.run([WEIR, *args], capture_output=True, text=True, env=CLI_ENV, timeout=min(timeout, max(left(), 5)))
+    if r.returncode != 0:
+        raise Abort(f"weir {' '.join(args)} exited {r.returncode}: {r.stdout}{r.stderr}")
+    return r.stdout
 
 
 # --------------------------------------------------------------------------------------
@@ -146,34 +146,53 @@ class Reject(Exception):
     pass
 
 
-def reshape(row):
-    """csv-reshape with the example's config: cast.amount = float, drop = note_internal."""
+def reshape(row, casts=(("amount", "float"),), renames=(), drops=("note_internal",)):
+    """csv-reshape, by default with the example's config (cast.amount = float, drop =
+    note_internal); `casts` and `renames` are (column, value) pairs of its cast.<column> and
+    rename.<column> keys, `drops` its drop list. The casts modelled: float and int."""
+    casts, renames = dict(casts), dict(renames)
     if not isinstance(row, dict):
         raise Reject(f"body must be a JSON object, got {kind_of(row)}")
     out = {}
     for column, value in row.items():
-        if column == "note_internal":
+        if column in drops:
             continue
         if isinstance(value, str) and value == "":
             continue
-        if isinstance(value, str) and column == "amount":
-            s = value.strip()
-            fail = Reject(f"column `amount`: cannot cast {rust_debug(value)} to float")
-            try:
-                f = float(s)
-            except ValueError:
-                raise fail from None
-            if f != f or f in (float("inf"), float("-inf")) or any(c.isalpha() and c not in "eE" for c in s):
-                raise fail
-            text = s[1:] if s.startswith("+") else s
-            # serde_json's Number::from_str: a JSON number, kept as its text.
-            if not JSON_NUMBER.fullmatch(text):
-                raise fail
-            value = Decimal(text)
-        elif column == "amount" and not isinstance(value, Decimal):
-            raise Reject(f"column `amount`: expected a string to cast to float, got {kind_of(value)}")
-        out[column] = value
+        cast = casts.get(column)
+        if isinstance(value, str) and cast:
+            value = cast_value(column, value, cast)
+        elif cast and not (cast == "float" and isinstance(value, Decimal)
+                           or cast == "int" and isinstance(value, Decimal) and I64_TEXT.fullmatch(str(value))):
+            # Already typed (a JSON source): kept only if it is what the cast would make.
+            raise Reject(f"column `{column}`: expected a string to cast to {cast}, got {kind_of(value)}")
+        out[renames.get(column, column)] = value
     return out
+
+
+I64_TEXT = re.compile(r"-?[0-9]+")
+
+
+def cast_value(column, raw, cast):
+    s = raw.strip()
+    fail = Reject(f"column `{column}`: cannot cast {rust_debug(raw)} to {cast}")
+    if cast == "int":
+        # Rust's i64::from_str: an optional sign, then digits only.
+        if not re.fullmatch(r"[+-]?[0-9]+", s) or not -(1 << 63) <= int(s) < (1 << 63):
+            raise fail
+        return Decimal(int(s))
+    assert cast == "float", cast
+    try:
+        f = float(s)
+    except ValueError:
+        raise fail from None
+    if f != f or f in (float("inf"), float("-inf")) or any(c.isalpha() and c not in "eE" for c in s):
+        raise fail
+    text = s[1:] if s.startswith("+") else s
+    # serde_json's Number::from_str: a JSON number, kept as its text.
+    if not JSON_NUMBER.fullmatch(text):
+        raise fail
+    return Decimal(text)
 
 
 def validate(o):
@@ -296,9 +315,9 @@ def redact_value(v):
     return v
 
 
-def redact(o):
-    """pii-redact with skip_fields = order_id,user_id,pk."""
-    return {k: (v if k in ("order_id", "user_id", "pk") else redact_value(v)) for k, v in o.items()}
+def redact(o, skip=("order_id", "user_id", "pk")):
+    """pii-redact of an object, by default with the example's skip_fields = order_id,user_id,pk."""
+    return {k: (v if k in skip else redact_value(v)) for k, v in o.items()}
 
 
 def chain(body, tax):
@@ -463,11 +482,131 @@ def free_port():
 
 # --------------------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------------------
+# The events pipeline: terraform/envs/local/events.weir.toml, its inputs and ground truth
+# --------------------------------------------------------------------------------------
+
+def events_model():
+    """What events.weir.toml configures, as far as the ground truth below models it (a file
+    that asks for anything else stops the flow, rather than being checked against a wrong
+    model): csv-reshape's casts, renames and drops, pii-redact's skip_fields, the table key,
+    and the notify sink's `ne` predicate and attributes."""
+    import tomllib
+    f = tomllib.load(open(EVENTS_TOML, "rb"))
+    stages = [(s["name"], os.path.basename(s["plugin"])) for s in f["stages"]]
+    if stages != [("reshape", "csv-reshape"), ("redact", "pii-redact")]:
+        raise NotImplementedError(f"events.weir.toml stages {stages}: not modelled")
+    reshape_cfg, redact_cfg = f["stages"][0].get("config", {}), f["stages"][1].get("config", {})
+    casts = tuple((k.removeprefix("cast."), v) for k, v in reshape_cfg.items() if k.startswith("cast."))
+    renames = tuple((k.removeprefix("rename."), v) for k, v in reshape_cfg.items() if k.startswith("rename."))
+    drops = tuple(x.strip() for x in reshape_cfg.get("drop", "").split(",") if x.strip())
+    if set(reshape_cfg) - {"drop"} - {f"cast.{c}" for c, _ in casts} - {f"rename.{c}" for c, _ in renames} \
+            or set(redact_cfg) - {"skip_fields"} or any(c not in ("int", "float") for _, c in casts):
+        raise NotImplementedError(f"events.weir.toml stage config {reshape_cfg} {redact_cfg}: not modelled")
+    [table] = f["sinks"]["table"]
+    notify = f["sinks"]["notify"]
+    when = notify.get("when", "all")
+    if table.get("mode", "put") != "put" or when == "all" or when["op"] != "ne" or not isinstance(when["value"], str):
+        raise NotImplementedError(f"events.weir.toml sinks {f['sinks']}: not modelled")
+    return {
+        "reshape": {"casts": casts, "renames": renames, "drops": drops},
+        "skip": tuple(x.strip() for x in redact_cfg.get("skip_fields", "").split(",") if x.strip()),
+        "key": table["key"] if isinstance(table["key"], str) else table["key"][0],
+        "table": table["name"], "topic": notify["topic"], "dead_letter": f["dead_letter"]["queue"],
+        "when": (when["field"], when["value"]), "attributes": tuple(notify.get("attributes", [])),
+    }
+
+
+def events_chain(body, model):
+    """('ok', record) or ('reject', stage, reason) for one events record (JSON text)."""
+    try:
+        value = reshape(loads(body), **model["reshape"])
+    except Reject as r:
+        return ("reject", "reshape", str(r))
+    return ("ok", redact(value, skip=model["skip"]))
+
+
+def events_notified(r, model):
+    """The notify predicate `field ne value` (host/src/sink/notify/mod.rs `matches`): an absent
+    field never matches; a value of another type than the predicate's is `ne`."""
+    field, value = model["when"]
+    return field in r and (not isinstance(r[field], str) or r[field] != value)
+
+
+def events_attributes(r, model, chain_version):
+    """The notification's attributes, (SNS type, value): `pipeline`, each configured field that
+    is a number (Number), a non-empty string or a boolean (String), and `weir_chain`."""
+    out = {"pipeline": ("String", "events")}
+    for f in model["attributes"]:
+        v = r.get(f)
+        if isinstance(v, bool):
+            out[f] = ("String", "true" if v else "false")
+        elif isinstance(v, Decimal):
+            out[f] = ("Number", str(v))
+        elif isinstance(v, str) and v:
+            out[f] = ("String", v)
+    out["weir_chain"] = ("String", chain_version)
+    return out
+
+
+# A JSON array, as an export writes it (indented, one element a line): e-mails and card
+# numbers nested anywhere, a count given as text or already as a number, an empty field, a
+# debug field to drop, a heartbeat (not notified), and two records csv-reshape refuses (not an
+# object; a count that is not an integer).
+EVENTS_ARRAY = """[
+  {"id": "evt-001", "type": "signup", "count": "1", "user": {"email": "jane.doe@example.com", "name": "Jane"}, "debug": "trace a1"},
+  {"id": "evt-002", "type": "purchase", "count": 7, "note": "paid with 4111 1111 1111 1111", "tags": ["web", "ops@example.org"]},
+  {"id": "evt-003", "type": "heartbeat", "count": "0", "source": "cron"},
+  "ping",
+  {"id": "evt-005", "type": "purchase", "count": "three"},
+  {"id": "evt-006", "type": "refund", "count": " +4 ", "comment": "", "amount": 12.50, "flag": true, "extra": null,
+   "card": "5500-0000-0000-0004", "phone": "+1 415 555 0100"},
+  {"id": "evt-007", "type": "signup", "contact": "bob@mail.example.org", "debug": {"trace": "x"}}
+]
+"""
+# A JSON array broken part way (a missing comma): the elements before the break are records,
+# the rest cannot be read, and the object is one unreadable dead letter (`#?`).
+EVENTS_BROKEN = ('[{"id":"evt-101","type":"click","count":"5"},{"id":"evt-102","type":"click","email":"x.y@example.net"}'
+                 ' {"id":"evt-103","type":"click"}]')
+# The same pipeline's prefix, a suffix its filter does not name: never reaches it.
+EVENTS_IGNORED = '{"id":"evt-201","type":"click"}\n'
+
+
+def events_array_error(text):
+    """serde_json's error for EVENTS_BROKEN, as the host's JSON array reader reports it: the
+    position is the line and 1-based column of the character where `,` or `]` was expected."""
+    at = text.index('{"id":"evt-103"')
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return f"JSON array is malformed (expected `,` or `]` at line {line} column {column}); elements after that point cannot be read"
+
+
+def array_elements(text):
+    """The elements of a JSON array (up to where it breaks), each as its own JSON text."""
+    out, dec, i = [], json.JSONDecoder(), text.index("[") + 1
+    while True:
+        while text[i] in " \t\r\n,":
+            i += 1
+        if text[i] == "]":
+            return out
+        try:
+            _, end = dec.raw_decode(text, i)
+        except ValueError:
+            return out
+        out.append(text[i:end])
+        i = end
+        j = i
+        while text[j] in " \t\r\n":
+            j += 1
+        if text[j] not in ",]":
+            return out
+
+
 def main():
     endpoint, outputs_path = sys.argv[1:3]
     with open(outputs_path) as f:
-        w = json.load(f)["weir"]["value"]
-    p = w["pipelines"]["orders"]
+        outputs = json.load(f)
+    w = outputs["weir"]["value"]
     missing = [x for x in (WEIR, BOOTSTRAP, CARGO_LAMBDA) if not os.access(x, os.X_OK)]
     missing += [f"{WASM_DIR}/{n}.wasm" for n in ("csv_reshape", "validate_order", "enrich_order", "pii_redact")
                 if not os.path.isfile(f"{WASM_DIR}/{n}.wasm")]
@@ -479,21 +618,26 @@ def main():
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     cfg = Config(retries={"max_attempts": 3}, s3={"addressing_style": "path"})
     c = {s: session.client(s, endpoint_url=endpoint, config=cfg) for s in ("s3", "sqs", "sns", "lambda", "dynamodb")}
-    s3, sqs, sns, lam, ddb = c["s3"], c["sqs"], c["sns"], c["lambda"], c["dynamodb"]
-
-    work = tempfile.mkdtemp(prefix="weir-flow.")
-    children = []
-    restore = []          # (description, fn) run at exit, last first
-    state = {}            # "cache_existed": whether WEIR_CACHE_DIR was there before the function ran
+    ctx = types.SimpleNamespace(
+        w=w, endpoint=endpoint, eur_queue_url=outputs["big_orders_eur_queue_url"]["value"],
+        s3=c["s3"], sqs=c["sqs"], sns=c["sns"], lam=c["lambda"], ddb=c["dynamodb"],
+        work=tempfile.mkdtemp(prefix="weir-flow."),
+        children=[],                    # every process started, stopped at exit
+        functions=[],                   # every Deployed started (for their logs)
+        # What is undone at exit, last first: moto's state (bucket policies, event source
+        # mappings, the probes) as it was before, for the destroy.
+        restore=contextlib.ExitStack(),
+        state={},                       # "cache_existed": whether WEIR_CACHE_DIR was there before the functions ran
+    )
 
     def stop_children(*_):
-        for proc in children:
+        for proc in ctx.children:
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        for proc in children:
+        for proc in ctx.children:
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -505,213 +649,159 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    logs = {"function": os.path.join(work, "function.log"), "watch": os.path.join(work, "watch.log")}
 
-    def tail(name, n=60):
+    def tails(n):
+        return "".join(f"  {f.key} function log (last lines):\n{f.tail('function', n)}\n" for f in ctx.functions)
+
+    try:
+        run_flow(ctx)
+    except Abort as a:
+        COUNTS["failed"] += 1
+        print(f"  FAIL flow stopped: {a}")
+        print(tails(60), end="")
+        for f in ctx.functions:
+            print(f"  {f.key} cargo lambda watch log (last lines):\n{f.tail('watch', 20)}")
+    finally:
+        stop_children()
         try:
-            lines = open(logs[name], errors="replace").read().splitlines()
+            ctx.restore.close()
+        except Exception as exc:  # noqa: BLE001
+            print(f"  warning: could not restore moto's state: {exc}")
+        # The functions run with the deployed WEIR_CACHE_DIR (/tmp/weir-cache): removed after
+        # the run unless it was there before.
+        cache = ctx.state.get("cache_dir")
+        if cache and ctx.state.get("cache_existed") is False and os.path.isdir(cache):
+            shutil.rmtree(cache, ignore_errors=True)
+        if COUNTS["failed"]:
+            print(tails(40), end="")
+        shutil.rmtree(ctx.work, ignore_errors=True)
+    print(f"  (flow took {time.monotonic() - STARTED:.0f} s)")
+
+
+class Deployed:
+    """One pipeline's function as terraform deployed it, run for real: its configuration, its
+    SQS event source mapping and its queue's redrive policy read back from moto; `start()` runs
+    the real `bootstrap` with that environment under `cargo lambda watch --only-lambda-apis`;
+    `run_queue()` is its event source mapping. Checks are named with `label`."""
+
+    def __init__(self, ctx, key, label):
+        self.ctx, self.key, self.label = ctx, key, label
+        self.p = ctx.w["pipelines"][key]
+        lam, sqs = ctx.lam, ctx.sqs
+        self.name = self.p["function_name"]
+        self.conf = lam.get_function_configuration(FunctionName=self.name)
+        self.env = self.conf["Environment"]["Variables"]
+        self.logs = {"function": os.path.join(ctx.work, f"{key}-function.log"), "watch": os.path.join(ctx.work, f"{key}-watch.log")}
+        self.seen = {}                 # messageId -> {"body", "receives", "failed", "deleted", "attrs", "phase"}
+        self.invocations = []          # every answer (or {"error": ...})
+        self.process = None
+        # By ARN: moto 5.2.5 matches FunctionName against the mapping's function ARN only.
+        maps = lam.list_event_source_mappings(FunctionName=self.conf["FunctionArn"])["EventSourceMappings"]
+        if len(maps) != 1:
+            raise Abort(f"expected one event source mapping for {self.name}, got {maps}")
+        self.esm = maps[0]
+        self.queue_arn = self.esm["EventSourceArn"]
+        self.batch_size = self.esm["BatchSize"]
+        self.window = self.esm.get("MaximumBatchingWindowInSeconds", 0)
+        self.queue_url = sqs.get_queue_url(QueueName=self.queue_arn.split(":")[-1])["QueueUrl"]
+        qattrs = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
+        self.redrive = json.loads(qattrs["RedrivePolicy"])
+        self.max_receives = int(self.redrive["maxReceiveCount"])
+        self.dlq_url = sqs.get_queue_url(QueueName=self.redrive["deadLetterTargetArn"].split(":")[-1])["QueueUrl"]
+
+    def check_deployed(self):
+        """The function's environment, event source and redrive, as envs/local asks."""
+        env, esm, p, label = self.env, self.esm, self.p, self.label
+        contract = sorted(v["name"] for v in json.load(open(os.path.join(REPO, "lambda", "env-vars.json")))["variables"])
+        check(f"{label}{self.name}'s environment has exactly the names of lambda/env-vars.json",
+              lambda: expect(sorted(env) == contract, sorted(env)))
+        public_key = os.environ.get("WEIR_SIGNING_PUBLIC_KEY", "")
+        refresh = REFRESH_SECONDS[self.key]
+        check(f"{label}WEIR_REFRESH_SECONDS={refresh} and WEIR_SIGNING_KEYS = the key run.sh made for this run",
+              lambda: expect(env.get("WEIR_REFRESH_SECONDS") == refresh and public_key
+                             and env.get("WEIR_SIGNING_KEYS") == public_key, env))
+        check(f"{label}one SQS event source = the pipeline's input queue, batch {self.batch_size}, window {self.window} s, ReportBatchItemFailures",
+              lambda: expect(self.queue_arn == p["input_queue_arn"] and esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+                             and esm.get("State") in ("Enabled", "Enabling", None), esm))
+        check(f"{label}input queue redrives to {self.redrive['deadLetterTargetArn'].split(':')[-1]} after {self.max_receives} receives",
+              lambda: expect(self.redrive["deadLetterTargetArn"] == p["input_dlq_arn"], self.redrive))
+
+    def tail(self, name, n=60):
+        try:
+            lines = open(self.logs[name], errors="replace").read().splitlines()
         except OSError:
             return f"({name} log missing)"
         return "\n".join(f"      | {x}" for x in lines[-n:])
 
-    try:
-        run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, logs, tail, state)
-    except Abort as a:
-        global FAILED
-        FAILED += 1
-        print(f"  FAIL flow stopped: {a}")
-        print("  function log (last lines):\n" + tail("function"))
-        print("  cargo lambda watch log (last lines):\n" + tail("watch", 20))
-    finally:
-        stop_children()
-        for what, fn in reversed(restore):
+    def start(self):
+        """`cargo lambda watch` (the runtime API) on a free port, and the bootstrap polling it."""
+        ctx, conf = self.ctx, self.conf
+        self.port = port = free_port()
+        watch = subprocess.Popen(
+            [CARGO_LAMBDA, "lambda", "watch", "--only-lambda-apis", "--timeout", str(conf["Timeout"] + 30),
+             "-A", "127.0.0.1", "-P", str(port)],
+            # cargo lambda reads the cargo metadata of the directory it runs in (no build with
+            # --only-lambda-apis): the function's own crate, as lambda/tests/e2e.rs runs it.
+            cwd=os.path.join(REPO, "lambda"), stdout=open(self.logs["watch"], "w"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        ctx.children.append(watch)
+        ctx.functions.append(self)
+        deadline = time.monotonic() + 30
+        while True:
             try:
-                fn()
-            except Exception as exc:  # noqa: BLE001
-                print(f"  warning: could not restore {what}: {exc}")
-        # The function runs with the deployed WEIR_CACHE_DIR (/tmp/weir-cache): removed after
-        # the run unless it was there before.
-        cache = state.get("cache_dir")
-        if cache and state.get("cache_existed") is False and os.path.isdir(cache):
-            shutil.rmtree(cache, ignore_errors=True)
-        if FAILED:
-            print("  function log (last lines):\n" + tail("function", 40))
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"  (flow took {time.monotonic() - STARTED:.0f} s)")
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if watch.poll() is not None or time.monotonic() > deadline:
+                    raise Abort(f"cargo lambda watch did not listen on {port}:\n{self.tail('watch')}") from None
+                time.sleep(0.2)
+        if "cache_dir" not in ctx.state:
+            ctx.state["cache_dir"] = self.env.get("WEIR_CACHE_DIR", "/tmp/weir-cache")
+            ctx.state["cache_existed"] = os.path.isdir(ctx.state["cache_dir"])
+        # What Lambda gives a provided.al2023 function: its configuration's environment, exactly,
+        # plus the variables the service sets (runtime API, name, memory, version, log group,
+        # region, credentials: here fake ones and the emulator's endpoint).
+        fn_env = dict(self.env)
+        fn_env.update({
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt",
+            "AWS_LAMBDA_FUNCTION_NAME": conf["FunctionName"],
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(conf["MemorySize"]),
+            "AWS_LAMBDA_FUNCTION_VERSION": conf.get("Version", "$LATEST"),
+            "AWS_LAMBDA_LOG_GROUP_NAME": (conf.get("LoggingConfig") or {}).get("LogGroup", self.p["log_group_name"]),
+            "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]weirflow",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_" + conf["Runtime"],
+            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": ctx.endpoint,
+            "AWS_ACCESS_KEY_ID": "fake", "AWS_SECRET_ACCESS_KEY": "fake", "AWS_SESSION_TOKEN": "fake",
+            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        })
+        self.process = subprocess.Popen([BOOTSTRAP], env=fn_env, stdout=open(self.logs["function"], "w"),
+                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=ctx.work)
+        ctx.children.append(self.process)
 
-
-def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, logs, tail, state):
-    # ---- 1. The function and its event source, as deployed -------------------------------
-    name = p["function_name"]
-    conf = lam.get_function_configuration(FunctionName=name)
-    env = conf["Environment"]["Variables"]
-    contract = sorted(v["name"] for v in json.load(open(os.path.join(REPO, "lambda", "env-vars.json")))["variables"])
-    check(f"deployed: {name}'s environment has exactly the names of lambda/env-vars.json",
-          lambda: expect(sorted(env) == contract, sorted(env)))
-    public_key = os.environ.get("WEIR_SIGNING_PUBLIC_KEY", "")
-    check("deployed: WEIR_REFRESH_SECONDS=0 and WEIR_SIGNING_KEYS = the key run.sh made for this run",
-          lambda: expect(env.get("WEIR_REFRESH_SECONDS") == "0" and public_key
-                         and env.get("WEIR_SIGNING_KEYS") == public_key, env))
-    if not SIGNING_KEY_FILE or not os.path.isfile(SIGNING_KEY_FILE):
-        raise Abort("no WEIR_SIGNING_KEY_FILE: terraform/tests/run.sh makes one with `weir keygen` before the apply")
-    # By ARN: moto 5.2.5 matches FunctionName against the mapping's function ARN only.
-    maps = lam.list_event_source_mappings(FunctionName=conf["FunctionArn"])["EventSourceMappings"]
-    if len(maps) != 1:
-        raise Abort(f"expected one event source mapping for {name}, got {maps}")
-    esm = maps[0]
-    queue_arn = esm["EventSourceArn"]
-    batch_size = esm["BatchSize"]
-    window = esm.get("MaximumBatchingWindowInSeconds", 0)
-    check(f"deployed: one SQS event source = the pipeline's input queue, batch {batch_size}, window {window} s, ReportBatchItemFailures",
-          lambda: expect(queue_arn == p["input_queue_arn"] and esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
-                         and esm.get("State") in ("Enabled", "Enabling", None), esm))
-    queue_url = sqs.get_queue_url(QueueName=queue_arn.split(":")[-1])["QueueUrl"]
-    qattrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
-    redrive = json.loads(qattrs["RedrivePolicy"])
-    max_receives = int(redrive["maxReceiveCount"])
-    dlq_url = sqs.get_queue_url(QueueName=redrive["deadLetterTargetArn"].split(":")[-1])["QueueUrl"]
-    check(f"deployed: input queue redrives to {redrive['deadLetterTargetArn'].split(':')[-1]} after {max_receives} receives",
-          lambda: expect(redrive["deadLetterTargetArn"] == p["input_dlq_arn"], redrive))
-
-    # moto's SQS runs an enabled event source mapping itself on every SendMessage (it would
-    # try to run the placeholder zip in Docker and consume the messages): this test is the
-    # event source mapping, so moto's is disabled while it runs and re-enabled after.
-    lam.update_event_source_mapping(UUID=esm["UUID"], Enabled=False)
-    restore.append(("the event source mapping", lambda: lam.update_event_source_mapping(UUID=esm["UUID"], Enabled=True)))
-
-    # moto 5.2.5 does not evaluate `aws:SecureTransport`: it denies every object request to a
-    # bucket carrying the TLS-only policy (modules/bucket_policies), plain HTTP or not, and moto
-    # only speaks plain HTTP here. moto_verify.py has just proven each bucket has the policy;
-    # the function and `weir publish` need object access, so the policies are lifted for the
-    # flow and put back exactly as they were before destroy. Production keeps them.
-    buckets = {"plugins": w["plugins_bucket"], "input": w["input_bucket"], "output": w["output_bucket"]}
-    for b in buckets.values():
-        policy = s3.get_bucket_policy(Bucket=b)["Policy"]
-        if "aws:SecureTransport" not in policy:
-            raise Abort(f"{b} has no TLS-only policy: {policy}")
-        s3.delete_bucket_policy(Bucket=b)
-        restore.append((f"the policy of {b}", lambda b=b, policy=policy: s3.put_bucket_policy(Bucket=b, Policy=policy)))
-
-    plugins_bucket = env["WEIR_PLUGINS_BUCKET"]
-    bindings = json.loads(s3.get_object(Bucket=plugins_bucket, Key=env["WEIR_BINDINGS_KEY"])["Body"].read())
-    tables = {k: t["name"] for k, t in bindings["tables"].items()}
-    topic_arn = bindings["topics"]["big-orders"]["arn"]
-    objects = bindings["objects"]["orders-processed"]
-    rejects_url = bindings["dead_letter"]["queue_url"]
-    check("deployed: the bindings document the function reads names the resources terraform output",
-          lambda: expect(tables == {k: t["name"] for k, t in p["tables"].items()} and topic_arn == p["topics"]["big-orders"]["arn"]
-                         and objects == {"bucket": w["output_bucket"], "prefix": p["output_prefixes"]["orders-processed"]}
-                         and rejects_url == p["rejects_queue_url"], bindings))
-
-    # ---- SNS probe: an SQS queue subscribed to big-orders, before anything is sent --------
-    subs = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
-    check("deployed: terraform subscribes nothing to big-orders (so no filter policy to copy onto the probe)",
-          lambda: expect(subs == [], subs))
-    probe_url = sqs.create_queue(QueueName="flowprobe-big-orders")["QueueUrl"]
-    restore.append(("the probe queue", lambda: sqs.delete_queue(QueueUrl=probe_url)))
-    probe_arn = sqs.get_queue_attributes(QueueUrl=probe_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sub = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=probe_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
-    restore.append(("the probe subscription", lambda: sns.unsubscribe(SubscriptionArn=sub)))
-
-    # ---- 3. Publish the example pipeline (v1) ----------------------------------------------
-    wasm = {}
-    for stage, file in (("reshape", "csv_reshape"), ("validate", "validate_order"), ("enrich", "enrich_order"), ("redact", "pii_redact")):
-        dst = os.path.join(work, f"{file}.wasm")
-        shutil.copyfile(os.path.join(WASM_DIR, f"{file}.wasm"), dst)   # a private copy: stable while we run
-        wasm[stage] = dst
-    example = open(os.path.join(EXAMPLE, "weir.toml")).read()
-    # The example's file with each `plugin = "../../plugins/<crate>"` pointing at the built
-    # .wasm (a crate directory would make `weir publish` run cargo); configs and sinks as they are.
-    crates = {"csv-reshape": "reshape", "validate-order": "validate", "enrich-order": "enrich", "pii-redact": "redact"}
-    definition = re.sub(r'plugin = "\.\./\.\./plugins/([a-z-]+)"', lambda m: f'plugin = "{wasm[crates[m.group(1)]]}"', example)
-    assert definition.count(".wasm\"") == 4, definition
-    v1_toml = os.path.join(work, "weir.toml")
-    open(v1_toml, "w").write(definition)
-    cli_env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION=REGION,
-                   AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-
-    def weir(*args, timeout=60):
-        r = subprocess.run([WEIR, *args], capture_output=True, text=True, env=cli_env, timeout=min(timeout, max(left(), 5)))
-        if r.returncode != 0:
-            raise Abort(f"weir {' '.join(args)} exited {r.returncode}: {r.stdout}{r.stderr}")
-        return r.stdout
-
-    target = ["--pipeline", "orders", "--bucket", plugins_bucket, "--endpoint-url", endpoint, "--region", REGION]
-    out = weir("publish", "--definition", v1_toml, *target, "--sign", SIGNING_KEY_FILE, "--note", "flow v1")
-    check("weir publish --definition --sign (every stage) -> version 1, signed",
-          lambda: expect("version 1" in out and "(signed)" in out, out))
-    sha = {s: hashlib.sha256(open(f, "rb").read()).hexdigest() for s, f in wasm.items()}
-
-    # ---- 2. The real bootstrap under cargo lambda watch, with the deployed environment ------
-    port = free_port()
-    watch = subprocess.Popen(
-        [CARGO_LAMBDA, "lambda", "watch", "--only-lambda-apis", "--timeout", str(conf["Timeout"] + 30),
-         "-A", "127.0.0.1", "-P", str(port)],
-        # cargo lambda reads the cargo metadata of the directory it runs in (no build with
-        # --only-lambda-apis): the function's own crate, as lambda/tests/e2e.rs runs it.
-        cwd=os.path.join(REPO, "lambda"), stdout=open(logs["watch"], "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    children.append(watch)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if watch.poll() is not None or time.monotonic() > deadline:
-                raise Abort(f"cargo lambda watch did not listen on {port}:\n{tail('watch')}") from None
-            time.sleep(0.2)
-    state["cache_dir"] = env.get("WEIR_CACHE_DIR", "/tmp/weir-cache")
-    state["cache_existed"] = os.path.isdir(state["cache_dir"])
-    # What Lambda gives a provided.al2023 function: its configuration's environment, exactly,
-    # plus the variables the service sets (runtime API, name, memory, version, log group,
-    # region, credentials: here fake ones and the emulator's endpoint).
-    fn_env = dict(env)
-    fn_env.update({
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt",
-        "AWS_LAMBDA_FUNCTION_NAME": conf["FunctionName"],
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(conf["MemorySize"]),
-        "AWS_LAMBDA_FUNCTION_VERSION": conf.get("Version", "$LATEST"),
-        "AWS_LAMBDA_LOG_GROUP_NAME": (conf.get("LoggingConfig") or {}).get("LogGroup", p["log_group_name"]),
-        "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]weirflow",
-        "AWS_EXECUTION_ENV": "AWS_Lambda_" + conf["Runtime"],
-        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "fake", "AWS_SECRET_ACCESS_KEY": "fake", "AWS_SESSION_TOKEN": "fake",
-        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    })
-    function = subprocess.Popen([BOOTSTRAP], env=fn_env, stdout=open(logs["function"], "w"), stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=work)
-    children.append(function)
-
-    invocations = []
-
-    def invoke(event):
-        path = os.path.join(work, "event.json")
+    def invoke(self, event):
+        path = os.path.join(self.ctx.work, f"{self.key}-event.json")
         with open(path, "w") as f:
             json.dump(event, f)
         # cargo lambda watch routes invocations by cargo binary name, or `_` for the function
         # started on its own (--only-lambda-apis); the deployed name is in the function's env.
         try:
-            r = subprocess.run([CARGO_LAMBDA, "lambda", "invoke", "-A", "127.0.0.1", "-P", str(port), "-o", "json", "-F", path, "_"],
-                               capture_output=True, text=True, timeout=min(conf["Timeout"] + 30, max(left(), 5)))
+            r = subprocess.run([CARGO_LAMBDA, "lambda", "invoke", "-A", "127.0.0.1", "-P", str(self.port), "-o", "json", "-F", path, "_"],
+                               capture_output=True, text=True, timeout=min(self.conf["Timeout"] + 30, max(left(), 5)))
         except subprocess.TimeoutExpired:
-            raise Abort("cargo lambda invoke got no answer in time") from None
-        if function.poll() is not None:
-            raise Abort(f"bootstrap exited ({function.returncode})")
+            raise Abort(f"cargo lambda invoke ({self.key}) got no answer in time") from None
+        if self.process.poll() is not None:
+            raise Abort(f"{self.key}'s bootstrap exited ({self.process.returncode})")
         if r.returncode != 0:
             # An invocation error: Lambda returns the whole batch to the queue.
-            invocations.append({"error": r.stdout + r.stderr})
+            self.invocations.append({"error": r.stdout + r.stderr})
             return None
         answer = json.loads(r.stdout)
-        invocations.append(answer)
+        self.invocations.append(answer)
         return answer
 
-    # ---- 4. The event source mapping -------------------------------------------------------
-    seen = {}                      # messageId -> {"body", "receives", "failed", "deleted", "attrs"}
-
-    def lambda_record(m):
+    def lambda_record(self, m):
         attrs = m.get("Attributes", {})
         return {
             "messageId": m["MessageId"],
@@ -728,21 +818,22 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
             "md5OfBody": m["MD5OfBody"],
             **({"md5OfMessageAttributes": m["MD5OfMessageAttributes"]} if "MD5OfMessageAttributes" in m else {}),
             "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
+            "eventSourceARN": self.queue_arn,
             "awsRegion": REGION,
         }
 
-    def run_queue(phase, timeout):
+    def run_queue(self, phase, timeout):
         """Polls until the input queue is empty: batches of up to BatchSize messages gathered
         within the batching window, one invocation each, then what Lambda does with the
         answer: delete every message not in batchItemFailures; the listed ones are left to SQS
-        (visibility set to 0 so the test does not wait 180 s), which redelivers them and, after
-        maxReceiveCount receives, moves them to the DLQ."""
+        (visibility set to 0 so the test does not wait minutes), which redelivers them and,
+        after maxReceiveCount receives, moves them to the DLQ."""
+        sqs, queue_url, seen = self.ctx.sqs, self.queue_url, self.seen
         end = time.monotonic() + min(timeout, left())
         while time.monotonic() < end:
-            batch, gathering = [], time.monotonic() + window
-            while len(batch) < batch_size:
-                got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=min(10, batch_size - len(batch)),
+            batch, gathering = [], time.monotonic() + self.window
+            while len(batch) < self.batch_size:
+                got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(batch)),
                                           AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0)
                 msgs = got.get("Messages", [])
                 batch += msgs
@@ -759,7 +850,7 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
                 s = seen.setdefault(m["MessageId"], {"body": m["Body"], "receives": [], "failed": 0, "deleted": False,
                                                      "attrs": m.get("MessageAttributes", {}), "phase": phase})
                 s["receives"].append(int(m["Attributes"]["ApproximateReceiveCount"]))
-            answer = invoke({"Records": [lambda_record(m) for m in batch]})
+            answer = self.invoke({"Records": [self.lambda_record(m) for m in batch]})
             failed = set() if answer is not None else {m["MessageId"] for m in batch}
             if answer is not None:
                 failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures") or []}
@@ -776,7 +867,109 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
                 if m["MessageId"] in failed:
                     seen[m["MessageId"]]["failed"] += 1
                     sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
-        raise Abort(f"phase {phase}: the input queue was not empty in time")
+        raise Abort(f"{self.key} phase {phase}: the input queue was not empty in time")
+
+    def log_ok(self):
+        log = open(self.logs["function"], errors="replace").read()
+        return expect(all(_is_json(x) for x in log.splitlines() if x.startswith("{"))
+                      and '"Inputs"' in log and "refused a pipeline version" not in log, log[-2000:])
+
+
+def private_wasm(ctx):
+    """A private copy of each built plugin (stable while the flow runs), by stage name."""
+    wasm = {}
+    for stage, file in (("reshape", "csv_reshape"), ("validate", "validate_order"), ("enrich", "enrich_order"), ("redact", "pii_redact")):
+        dst = os.path.join(ctx.work, f"{file}.wasm")
+        shutil.copyfile(os.path.join(WASM_DIR, f"{file}.wasm"), dst)
+        wasm[stage] = dst
+    return wasm
+
+
+def with_built_plugins(text, wasm, crates):
+    """A pipeline file with each `plugin = "<...>/plugins/<crate>"` pointing at the built .wasm
+    (a crate directory would make `weir publish` run cargo); configs and sinks as they are."""
+    out = re.sub(r'plugin = "(?:\.\./)+plugins/([a-z-]+)"', lambda m: f'plugin = "{wasm[crates[m.group(1)]]}"', text)
+    assert out.count('.wasm"') == text.count("plugin = "), out
+    return out
+
+
+def run_flow(ctx):
+    run_orders(ctx)
+    run_events(ctx)
+
+
+def run_orders(ctx):
+    w, endpoint, s3, sqs, sns, lam, ddb, work = ctx.w, ctx.endpoint, ctx.s3, ctx.sqs, ctx.sns, ctx.lam, ctx.ddb, ctx.work
+    # ---- 1. The function and its event source, as deployed -------------------------------
+    fn = Deployed(ctx, "orders", "deployed: ")
+    p, env = fn.p, fn.env
+    fn.check_deployed()
+    if not SIGNING_KEY_FILE or not os.path.isfile(SIGNING_KEY_FILE):
+        raise Abort("no WEIR_SIGNING_KEY_FILE: terraform/tests/run.sh makes one with `weir keygen` before the apply")
+    queue_url, dlq_url, max_receives = fn.queue_url, fn.dlq_url, fn.max_receives
+    seen, invocations, run_queue = fn.seen, fn.invocations, fn.run_queue
+
+    # moto runs an enabled event source mapping itself (checks.paused_event_sources): this
+    # test is the event source mapping, so moto's is paused while it runs and resumed after.
+    ctx.restore.enter_context(paused_event_sources(lam, [fn.esm["UUID"]]))
+
+    # The TLS-only bucket policies (checks.lifted_bucket_policies): moto_verify.py has just
+    # proven each bucket has one; the functions and `weir publish` need object access, so they
+    # are lifted for the flow and put back exactly as they were before destroy.
+    buckets = {"plugins": w["plugins_bucket"], "input": w["input_bucket"], "output": w["output_bucket"]}
+    try:
+        ctx.restore.enter_context(lifted_bucket_policies(s3, buckets.values()))
+    except AssertionError as e:
+        raise Abort(str(e)) from None
+
+    plugins_bucket = env["WEIR_PLUGINS_BUCKET"]
+    bindings = json.loads(s3.get_object(Bucket=plugins_bucket, Key=env["WEIR_BINDINGS_KEY"])["Body"].read())
+    tables = {k: t["name"] for k, t in bindings["tables"].items()}
+    topic_arn = bindings["topics"]["big-orders"]["arn"]
+    objects = bindings["objects"]["orders-processed"]
+    rejects_url = bindings["dead_letter"]["queue_url"]
+    check("deployed: the bindings document the function reads names the resources terraform output",
+          lambda: expect(tables == {k: t["name"] for k, t in p["tables"].items()} and topic_arn == p["topics"]["big-orders"]["arn"]
+                         and objects == {"bucket": w["output_bucket"], "prefix": p["output_prefixes"]["orders-processed"]}
+                         and rejects_url == p["rejects_queue_url"], bindings))
+
+    # ---- SNS: terraform's filtered subscriber, and a probe of this test's ------------------
+    eur_url = ctx.eur_queue_url
+    eur_arn = sqs.get_queue_attributes(QueueUrl=eur_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subs = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+
+    def terraform_subscription():
+        if len(subs) != 1:
+            return subs
+        a = sns.get_subscription_attributes(SubscriptionArn=subs[0]["SubscriptionArn"])["Attributes"]
+        return expect(subs[0]["Protocol"] == "sqs" and subs[0]["Endpoint"] == eur_arn and a.get("RawMessageDelivery") == "true"
+                      and json.loads(a.get("FilterPolicy") or "null") == BIG_ORDERS_FILTER, {"subscriptions": subs, "attributes": a})
+
+    check(f"deployed: terraform's one subscription to big-orders: raw delivery to the queue envs/local outputs, filter policy {json.dumps(BIG_ORDERS_FILTER)}",
+          terraform_subscription)
+    # The probe: every notification, unfiltered (SNS's envelope, with its attributes).
+    probe_url = sqs.create_queue(QueueName="flowprobe-big-orders")["QueueUrl"]
+    ctx.restore.callback(sqs.delete_queue, QueueUrl=probe_url)
+    probe_arn = sqs.get_queue_attributes(QueueUrl=probe_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sub = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=probe_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    ctx.restore.callback(sns.unsubscribe, SubscriptionArn=sub)
+
+    # ---- 3. Publish the example pipeline (v1) ----------------------------------------------
+    wasm = ctx.wasm = private_wasm(ctx)
+    example = open(os.path.join(EXAMPLE, "weir.toml")).read()
+    crates = {"csv-reshape": "reshape", "validate-order": "validate", "enrich-order": "enrich", "pii-redact": "redact"}
+    definition = with_built_plugins(example, wasm, crates)
+    v1_toml = os.path.join(work, "weir.toml")
+    open(v1_toml, "w").write(definition)
+
+    target = ["--pipeline", "orders", "--bucket", plugins_bucket, "--endpoint-url", endpoint, "--region", REGION]
+    out = weir("publish", "--definition", v1_toml, *target, "--sign", SIGNING_KEY_FILE, "--note", "flow v1")
+    check("weir publish --definition --sign (every stage) -> version 1, signed",
+          lambda: expect("version 1" in out and "(signed)" in out, out))
+    sha = {s: hashlib.sha256(open(f, "rb").read()).hexdigest() for s, f in wasm.items()}
+
+    # ---- 2. The real bootstrap under cargo lambda watch, with the deployed environment ------
+    fn.start()
 
     # ---- 5. Inputs ---------------------------------------------------------------------------
     out = weir("send", "--queue-url", queue_url, "--count", str(N_ORDERS), "--batch-size", "10", "--seed", str(SEED),
@@ -949,6 +1142,10 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
     want_notes = {r["pk"]: r for r in delivered.values() if r["total"] > 300}
     check(f"sns big-orders: exactly the {len(want_notes)} records with total > 300, with pipeline/currency/channel/weir_chain attributes",
           lambda: notes_equal(notes_got, want_notes, {pk: chain_v1 for pk in want_notes}))
+    eur_got = drain(sqs, eur_url)
+    want_eur = {pk: r for pk, r in want_notes.items() if filter_admits(orders_attributes(r, chain_v1), BIG_ORDERS_FILTER)}
+    check(f"sns big-orders -> terraform's filtered queue: exactly the {len(want_eur)} of those in EUR, each once, raw (the record, its attributes)",
+          lambda: filtered_notes_ok(eur_got, want_eur, want_notes, {pk: chain_v1 for pk in want_eur}))
     objects_ok(s3, objects, delivered, {rid: chain_v1 for rid in delivered})
 
     def conservation():
@@ -1036,6 +1233,10 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
     want_notes = {r["pk"]: r for _, r in swap.values() if r["total"] > 300}
     check(f"sns big-orders: exactly the {len(want_notes)} swap-phase records over 300, weir_chain = the chain that ran",
           lambda: notes_equal(notes_got, want_notes, chain_by_pk))
+    eur_got = drain(sqs, eur_url)
+    want_eur = {pk: r for pk, r in want_notes.items() if filter_admits(orders_attributes(r, chain_by_pk[pk]), BIG_ORDERS_FILTER)}
+    check(f"sns big-orders -> terraform's filtered queue: exactly the {len(want_eur)} swap-phase ones in EUR, each once, raw",
+          lambda: filtered_notes_ok(eur_got, want_eur, want_notes, chain_by_pk))
     objects_ok(s3, objects, all_delivered,
                {rid: (chain_v2 if rid in swap and swap[rid][0] == "v2" else chain_v1) for rid in all_delivered},
                label=" (after the swap phases)")
@@ -1045,11 +1246,173 @@ def run_flow(w, p, endpoint, s3, sqs, sns, lam, ddb, work, children, restore, lo
     check("weir status: live version 3, history 3 (rollback), 2 (flow v2), 1 (flow v1)",
           lambda: expect(re.search(r"live version 3\b", status) and re.search(r"^\s+3\s.*rollback", status, re.M)
                          and re.search(r"^\s+2\s.*flow v2", status, re.M) and re.search(r"^\s+1\s.*flow v1", status, re.M), status))
-    log = open(logs["function"], errors="replace").read()
-    check("function log: JSON lines, EMF metrics, no refused version",
-          lambda: expect(all(_is_json(x) for x in log.splitlines() if x.startswith("{"))
-                         and '"Inputs"' in log and "refused a pipeline version" not in log, log[-2000:]))
+    check("function log: JSON lines, EMF metrics, no refused version", fn.log_ok)
     print(f"  ({len(invocations)} invocations in all)")
+
+
+
+def run_events(ctx):
+    """The events pipeline through its own function (a second bootstrap): its pipeline file is
+    the one whose plan terraform deployed, published signed; JSON array objects delivered
+    S3 -> SNS -> its queue; every effect checked against ground truth."""
+    w, endpoint, s3, sqs, sns, lam, ddb = ctx.w, ctx.endpoint, ctx.s3, ctx.sqs, ctx.sns, ctx.lam, ctx.ddb
+    # ---- The pipeline file: its plan is the one terraform deployed --------------------------
+    r = subprocess.run([WEIR, "plan", EVENTS_TOML], capture_output=True, text=True, env=CLI_ENV, timeout=max(min(30, left()), 5))
+    deployed_plan = open(EVENTS_PLAN).read()
+    check("events: weir plan terraform/envs/local/events.weir.toml prints exactly envs/local/events.plan.json (the plan terraform deployed)",
+          lambda: expect(r.returncode == 0 and r.stdout == deployed_plan, r.stdout + r.stderr))
+    try:
+        model = events_model()
+    except NotImplementedError as e:
+        raise Abort(str(e)) from None
+    source = json.loads(deployed_plan)["source"]
+
+    # ---- The function and its event source, as deployed --------------------------------------
+    fn = Deployed(ctx, "events", "events: deployed: ")
+    p, env = fn.p, fn.env
+    fn.check_deployed()
+    ctx.restore.enter_context(paused_event_sources(lam, [fn.esm["UUID"]]))
+    bindings = json.loads(s3.get_object(Bucket=env["WEIR_PLUGINS_BUCKET"], Key=env["WEIR_BINDINGS_KEY"])["Body"].read())
+    table = bindings["tables"][model["table"]]["name"]
+    topic_arn = bindings["topics"][model["topic"]]["arn"]
+    rejects_url = bindings["dead_letter"]["queue_url"]
+    check("events: deployed: the bindings document names the table, topic and rejects queue terraform output, and no objects sink",
+          lambda: expect(table == p["tables"][model["table"]]["name"] and topic_arn == p["topics"][model["topic"]]["arn"]
+                         and rejects_url == p["rejects_queue_url"] and rejects_url.endswith(f"-{model['dead_letter']}")
+                         and bindings["objects"] == {}, bindings))
+    subs = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    check(f"events: deployed: terraform subscribes nothing to {model['topic']} (so no filter policy to copy onto the probe)",
+          lambda: expect(subs == [], subs))
+    probe_url = sqs.create_queue(QueueName="flowprobe-file-events")["QueueUrl"]
+    ctx.restore.callback(sqs.delete_queue, QueueUrl=probe_url)
+    probe_arn = sqs.get_queue_attributes(QueueUrl=probe_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sub = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=probe_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    ctx.restore.callback(sns.unsubscribe, SubscriptionArn=sub)
+
+    # ---- Publish events.weir.toml (its plugins pointed at the built .wasm), signed -----------
+    # ctx.wasm: the private copies the orders part published (the same reshape and redact).
+    definition = with_built_plugins(open(EVENTS_TOML).read(), ctx.wasm, {"csv-reshape": "reshape", "pii-redact": "redact"})
+    events_toml = os.path.join(ctx.work, "events.weir.toml")
+    open(events_toml, "w").write(definition)
+    target = ["--pipeline", "events", "--bucket", env["WEIR_PLUGINS_BUCKET"], "--endpoint-url", endpoint, "--region", REGION]
+    out = weir("publish", "--definition", events_toml, *target, "--sign", SIGNING_KEY_FILE, "--note", "flow events v1")
+    check("events: weir publish --definition events.weir.toml --sign (every stage) -> version 1, signed",
+          lambda: expect("version 1" in out and "(signed)" in out, out))
+    sha = {s: hashlib.sha256(open(ctx.wasm[s], "rb").read()).hexdigest() for s in ("reshape", "redact")}
+    fn.start()
+
+    # ---- Inputs: two .json objects (one broken part way), one with a suffix not in the filter --
+    in_bucket = w["input_bucket"]
+    array_key, broken_key = f"{source['prefix']}flow-events.json", f"{source['prefix']}flow-events-broken.json"
+    ignored_key = f"{source['prefix']}flow-events.jsonl"
+    assert source["suffixes"] == [".json"], source
+
+    def queued():
+        return int(sqs.get_queue_attributes(QueueUrl=fn.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+                   ["Attributes"]["ApproximateNumberOfMessages"])
+
+    before = queued()
+    for key, text in ((array_key, EVENTS_ARRAY), (broken_key, EVENTS_BROKEN), (ignored_key, EVENTS_IGNORED)):
+        s3.put_object(Bucket=in_bucket, Key=key, Body=text.encode())
+    after = queued()
+    # moto delivers synchronously with PutObject: S3 -> the input-events topic -> the queue.
+    check("events: s3 -> sns -> queue: the notification put one event per .json object on the events queue (none for .jsonl)",
+          lambda: expect(after - before == 2, (before, after)))
+    t0 = time.monotonic()
+    fn.run_queue("events", 60)
+    seconds = time.monotonic() - t0
+
+    # ---- Ground truth ---------------------------------------------------------------------------
+    events_seen, envelopes = [], []
+    for mid, s in fn.seen.items():
+        body = json.loads(s["body"])
+        if "Records" not in body:
+            envelopes.append(body)      # an SNS envelope: not raw delivery
+        for rec in body.get("Records", []):
+            o = rec["s3"]["object"]
+            events_seen.append((rec["s3"]["bucket"]["name"], unquote_plus(o["key"]), o.get("versionId"), rec["eventName"]))
+    check("events: input: exactly the two .json objects' S3 events arrived, raw (the S3 event itself, not an SNS envelope), from the input bucket",
+          lambda: expect(not envelopes and sorted(k for _, k, _, _ in events_seen) == sorted([array_key, broken_key])
+                         and all(b == in_bucket and e.startswith("ObjectCreated:") for b, _, _, e in events_seen),
+                         {"events": events_seen, "envelopes": envelopes[:2]}))
+    # A record's id is its object's: s3://bucket/key, with ?versionId=... when the event names one.
+    ids = {k: f"s3://{b}/{k}" + (f"?versionId={v}" if v and v != "null" else "") for b, k, v, _ in events_seen}
+    delivered, letters, inputs = {}, {}, set()
+    for key, text in ((array_key, EVENTS_ARRAY), (broken_key, EVENTS_BROKEN)):
+        for n, raw in enumerate(array_elements(text), start=1):
+            rid = f"{ids.get(key, key)}#{n}"
+            inputs.add(rid)
+            r = events_chain(raw, model)
+            if r[0] == "ok":
+                delivered[rid] = r[1]
+            else:
+                letters[rid] = {"stage": r[1], "kind": "plugin-reject", "reason": r[2], "record_id": rid, "body": raw, "json": True}
+    unreadable = f"{ids.get(broken_key, broken_key)}#?"
+    inputs.add(unreadable)
+    # Its body is its id: the reader had no text of it to keep.
+    letters[unreadable] = {"stage": "source", "kind": "unreadable", "reason": events_array_error(EVENTS_BROKEN),
+                           "record_id": unreadable, "body": unreadable, "json": False}
+    print(f"  (ground truth events: {len(inputs)} inputs -> {len(delivered)} delivered, "
+          f"{sum(1 for x in letters.values() if x['kind'] != 'unreadable')} rejected, "
+          f"{sum(1 for x in letters.values() if x['kind'] == 'unreadable')} unreadable; "
+          f"{len(fn.invocations)} invocations in {seconds:.1f} s)", flush=True)
+
+    # ---- The event source mapping's view --------------------------------------------------------
+    check("events: function: every answer is a batch response with no batchItemFailures",
+          lambda: expect(fn.invocations and all("error" not in a and not a.get("batchItemFailures") for a in fn.invocations),
+                         fn.invocations))
+    check("events: esm: every message was deleted after its first receive",
+          lambda: expect(all(s["deleted"] and s["receives"] == [1] for s in fn.seen.values()),
+                         {m: s["receives"] for m, s in fn.seen.items()}))
+    check("events: input DLQ: empty", lambda: expect(not drain(sqs, fn.dlq_url), "not empty"))
+
+    # ---- The sinks ------------------------------------------------------------------------------
+    key = model["key"]
+    items = scan(ddb, table)
+    chains = {i.get("weir_chain") for i in items.values()}
+    chain_version = next(iter(chains)) if len(chains) == 1 else None
+    check("events table: every item names one chain, stage=plugin@sha256[:12] of each published wasm, in order",
+          lambda: expect(chain_version and re.fullmatch(
+              ",".join(f"{s}=[^,@]+@{sha[s][:12]}" for s in ("reshape", "redact")), chain_version), chains))
+    want_items = {r[key]: r for r in delivered.values()}
+    check(f"events table: exactly the {len(want_items)} delivered records (after pii-redact), keyed by {key}, fields exact (+ weir_chain)",
+          lambda: expect(len(want_items) == len(delivered) and items_equal(items, want_items, chain_version), diff(items, want_items)))
+    letters_got = drain(sqs, rejects_url)
+    check(f"events rejects queue: exactly {len(letters)} dead letters (csv-reshape's refusals, the broken array), each with its body, stage, kind and reason",
+          lambda: letters_equal(letters_got, letters, chain_version))
+    notes_got = drain(sqs, probe_url)
+    want_notes = {r[key]: r for r in delivered.values() if events_notified(r, model)}
+    field, value = model["when"]
+
+    def notes_ok():
+        if not 0 < len(want_notes) < len(delivered):
+            # The inputs would no longer test the predicate.
+            return {"notified": len(want_notes), "delivered": len(delivered)}
+        return notes_equal(notes_got, want_notes, {pk: chain_version for pk in want_notes},
+                           attributes=lambda r, c: events_attributes(r, model, c), key=key)
+
+    check(f"sns {model['topic']}: exactly the {len(want_notes)} records with {field} != {value}, each once, "
+          f"with pipeline/{'/'.join(model['attributes'])}/weir_chain attributes (numbers as Number)", notes_ok)
+
+    def conservation():
+        found = {rid for rid, r in delivered.items() if items.get(r[key]) == dict(r, weir_chain=chain_version)}
+        kinds = collections.defaultdict(set)
+        for m in letters_got:
+            a = m["MessageAttributes"]
+            kinds[a["kind"]["StringValue"] == "unreadable"].add(a["source_id"]["StringValue"])
+        parts = [found, kinds[False], kinds[True]]
+        disjoint = sum(map(len, parts)) == len(set().union(*parts))
+        return expect(disjoint and set().union(*parts) == inputs,
+                      {"missing": sorted(inputs - set().union(*parts)), "extra": sorted(set().union(*parts) - inputs),
+                       "sizes": list(map(len, parts)), "inputs": len(inputs)})
+
+    check(f"events conservation: each of the {len(inputs)} input records is exactly one of delivered (its item), rejected, unreadable",
+          conservation)
+    check("events output bucket: no checkpoint left, nothing offloaded",
+          lambda: expect(not list_keys(s3, w["output_bucket"], "weir-checkpoints/events/")
+                         and not list_keys(s3, w["output_bucket"], "weir-dead-letters/events/"),
+                         list_keys(s3, w["output_bucket"], "weir-")))
+    check("events function log: JSON lines, EMF metrics, no refused version", fn.log_ok)
 
 
 def _utf8(b):
@@ -1168,22 +1531,49 @@ def letters_equal(got, want, chain_version):
     return expect(not problems and not extra and len(got) == len(want), {"problems": problems[:4], "extra": extra[:5], "count": len(got)})
 
 
-def notes_equal(got, want, chains):
+def orders_attributes(r, chain_version):
+    """The big-orders notification's attributes, (SNS type, value): examples/orders/weir.toml
+    names currency and channel (strings); weir adds pipeline and weir_chain."""
+    return {"pipeline": ("String", "orders"), "currency": ("String", r["currency"]), "channel": ("String", r["channel"]),
+            "weir_chain": ("String", chain_version)}
+
+
+def filter_admits(attributes, policy):
+    """An SNS filter policy of exact string values on message attributes, as envs/local's."""
+    return all(name in attributes and attributes[name][1] in allowed for name, allowed in policy.items())
+
+
+def filtered_notes_ok(got, want, unfiltered, chains):
+    """What the filtered subscription received (raw delivery) is exactly `want`; and the
+    inputs do test the filter (some of the unfiltered notifications pass it, not all)."""
+    if not 0 < len(want) < len(unfiltered):
+        return {"filtered": len(want), "unfiltered": len(unfiltered)}
+    return notes_equal(got, want, chains, raw=True)
+
+
+def notes_equal(got, want, chains, attributes=orders_attributes, raw=False, key="pk"):
+    """Every notification exactly once, its record and attributes exact: `want` by `key`,
+    `attributes(record, chain)` the (type, value) of each. `raw`: SQS messages of a raw
+    delivery subscription (the record, its attributes as SQS's), else SNS envelopes."""
     seen = {}
     problems = []
     for m in got:
-        env = json.loads(m["Body"])
-        rec = loads(env["Message"])
-        attrs = {k: v["Value"] for k, v in env.get("MessageAttributes", {}).items()}
-        if rec.get("pk") in seen:
-            problems.append(("duplicate", rec.get("pk")))
-        seen[rec.get("pk")] = (rec, attrs)
+        if raw:
+            rec = loads(m["Body"])
+            attrs = {k: (v["DataType"], v.get("StringValue")) for k, v in m.get("MessageAttributes", {}).items()}
+        else:
+            env = json.loads(m["Body"])
+            rec = loads(env["Message"])
+            attrs = {k: (v["Type"], v["Value"]) for k, v in env.get("MessageAttributes", {}).items()}
+        if rec.get(key) in seen:
+            problems.append(("duplicate", rec.get(key)))
+        seen[rec.get(key)] = (rec, attrs)
     for pk, r in want.items():
         if pk not in seen:
             problems.append(("missing", pk))
             continue
         rec, attrs = seen[pk]
-        want_attrs = {"pipeline": "orders", "currency": r["currency"], "channel": r["channel"], "weir_chain": chains[pk]}
+        want_attrs = attributes(r, chains[pk])
         if rec != r or attrs != want_attrs:
             problems.append({"pk": pk, "got": (rec, attrs), "want": (r, want_attrs)})
     extra = sorted(set(seen) - set(want))
@@ -1231,5 +1621,4 @@ def objects_ok(s3, objects, delivered, chains, label=""):
 
 if __name__ == "__main__":
     main()
-    print(f"flow: {PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    sys.exit(summary("flow"))

@@ -1,5 +1,7 @@
 """Checks, through the AWS API of a local moto server, that `terraform apply` of
-terraform/envs/local created weir's two pipelines (orders, events) and wired them together.
+terraform/envs/local created weir's two pipelines (orders, events) and wired them together,
+and the subscriber envs/local adds next to the module (a queue subscribed to the orders
+pipeline's big-orders topic with a filter policy on the `currency` message attribute).
 
 Usage: moto_verify.py ENDPOINT OUTPUTS_JSON ENV_CONTRACT_JSON [--destroyed]
 
@@ -10,7 +12,6 @@ checks instead that nothing is left.
 Prints one line per check and, last, `verify: N passed, M failed`; exits 1 on failure.
 """
 
-import contextlib
 import json
 import os
 import re
@@ -20,8 +21,7 @@ from urllib.parse import unquote_plus
 import boto3
 from botocore.config import Config
 
-PASSED = 0
-FAILED = 0
+from checks import check, expect, lifted_bucket_policies, paused_event_sources, summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLAN_FILES = {
@@ -43,34 +43,17 @@ EXPECTED = {
 
 BINDINGS_KEYS = {"weir_bindings", "pipeline", "tables", "topics", "objects", "dead_letter", "checkpoints"}
 
-
-def check(name, fn):
-    """Runs one check; an exception or a false result is a failure, never fatal."""
-    global PASSED, FAILED
-    try:
-        result = fn()
-        ok = result is None or result is True
-        detail = "" if ok else f": {result!r}"
-    except Exception as exc:  # noqa: BLE001 - a broken check is a failed check
-        ok = False
-        detail = f": {type(exc).__name__}: {exc}"
-    if ok:
-        PASSED += 1
-        print(f"  ok   {name}")
-    else:
-        FAILED += 1
-        print(f"  FAIL {name}{detail}")
-
-
-def expect(cond, got):
-    return True if cond else got
+# The subscriber envs/local/main.tf adds to the orders pipeline's big-orders topic.
+BIG_ORDERS_FILTER = {"currency": ["EUR"]}
 
 
 def main():
     endpoint, outputs_path, contract_path = sys.argv[1:4]
     destroyed = "--destroyed" in sys.argv[4:]
     with open(outputs_path) as f:
-        w = json.load(f)["weir"]["value"]
+        outputs = json.load(f)
+    w = outputs["weir"]["value"]
+    eur_queue_url = outputs["big_orders_eur_queue_url"]["value"]
     with open(contract_path) as f:
         contract = sorted(v["name"] for v in json.load(f)["variables"])
     plans = {}
@@ -110,18 +93,10 @@ def main():
         check("destroy: no weir table left", lambda: expect(not [t for t in tables if t.startswith("weir-")], tables))
         alarms = cw.describe_alarms(AlarmNamePrefix="weir-")["MetricAlarms"]
         check("destroy: no weir alarm left", lambda: expect(not alarms, [a["AlarmName"] for a in alarms]))
+        eur_name = eur_queue_url.rstrip("/").split("/")[-1]
+        subs = [s for s in sns.list_subscriptions()["Subscriptions"] if s["Endpoint"].split(":")[-1] == eur_name]
+        check("destroy: no subscription left to the big-orders EUR queue", lambda: expect(not subs, subs))
         return
-
-    @contextlib.contextmanager
-    def without_bucket_policy(bucket):
-        """moto denies every object request to a bucket with the TLS-only policy (it does
-        not evaluate the condition): lift it for the duration, restore it after."""
-        policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-        s3.delete_bucket_policy(Bucket=bucket)
-        try:
-            yield
-        finally:
-            s3.put_bucket_policy(Bucket=bucket, Policy=policy)
 
     # --- S3 -------------------------------------------------------------------------
     for b in buckets:
@@ -170,10 +145,15 @@ def main():
 
     # --- Bindings documents -----------------------------------------------------------
     bindings = {}
-    with without_bucket_policy(w["plugins_bucket"]):
-        for k, p in pipelines.items():
-            obj = s3.get_object(Bucket=w["plugins_bucket"], Key=f"pipelines/{k}/bindings.json")
-            bindings[k] = (obj["ContentType"], json.loads(obj["Body"].read()))
+
+    def read_bindings():
+        # moto denies object reads under the TLS-only policy (checks.lifted_bucket_policies).
+        with lifted_bucket_policies(s3, [w["plugins_bucket"]]):
+            for k in pipelines:
+                obj = s3.get_object(Bucket=w["plugins_bucket"], Key=f"pipelines/{k}/bindings.json")
+                bindings[k] = (obj["ContentType"], json.loads(obj["Body"].read()))
+
+    check("bindings: each pipeline's pipelines/<p>/bindings.json read from the plugins bucket", read_bindings)
 
     def queue_arn(url):
         return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -284,6 +264,33 @@ def main():
 
     check("sns alerts topic has the e-mail subscription", email)
 
+    # --- The subscriber envs/local adds: big orders in EUR ---------------------------------
+    big_orders_arn = pipelines["orders"]["topics"]["big-orders"]["arn"]
+
+    def eur_subscription():
+        # Terraform's is the topic's only subscription (deployed_flow.py adds its own probe later).
+        subs = sns.list_subscriptions_by_topic(TopicArn=big_orders_arn)["Subscriptions"]
+        if len(subs) != 1:
+            return subs
+        a = sns.get_subscription_attributes(SubscriptionArn=subs[0]["SubscriptionArn"])["Attributes"]
+        return expect(subs[0]["Protocol"] == "sqs" and subs[0]["Endpoint"] == queue_arn(eur_queue_url)
+                      and a.get("RawMessageDelivery") == "true" and json.loads(a.get("FilterPolicy") or "null") == BIG_ORDERS_FILTER
+                      and a.get("FilterPolicyScope", "MessageAttributes") == "MessageAttributes", a)
+
+    check(f"sns orders' big-orders topic: one subscription, sqs -> the EUR queue, raw delivery, filter policy {json.dumps(BIG_ORDERS_FILTER)} on message attributes",
+          eur_subscription)
+    check("sqs big-orders EUR queue: SQS-managed SSE", lambda: expect(
+        attrs(eur_queue_url).get("SqsManagedSseEnabled") == "true", attrs(eur_queue_url).get("SqsManagedSseEnabled")))
+
+    def eur_queue_policy():
+        doc = json.loads(attrs(eur_queue_url).get("Policy") or "{}")
+        st = doc.get("Statement", [])
+        return expect(len(st) == 1 and st[0]["Effect"] == "Allow" and st[0]["Principal"] == {"Service": "sns.amazonaws.com"}
+                      and st[0]["Action"] == "sqs:SendMessage" and st[0]["Resource"] == queue_arn(eur_queue_url)
+                      and st[0]["Condition"] == {"ArnEquals": {"aws:SourceArn": big_orders_arn}}, doc)
+
+    check("sqs big-orders EUR queue policy: only the big-orders topic may send (sqs:SendMessage, aws:SourceArn)", eur_queue_policy)
+
     # --- Lambda ---------------------------------------------------------------------
     for k, p in pipelines.items():
         x = EXPECTED[k]
@@ -322,38 +329,35 @@ def main():
         check(f"lambda {p['function_name']}: SQS event source = own queue, ReportBatchItemFailures, batch {x['batch']}, window {x['window']} s", esm)
 
     def object_created_reaches_each_pipeline():
-        # The event sources are paused so that moto does not try to run the functions (it
-        # cannot: the zip is a placeholder); the queues are drained before resuming.
+        # The event sources are paused so that moto does not try to run the functions
+        # (checks.paused_event_sources); the queues are drained before resuming.
         uuids = [p["event_source_mapping_uuid"] for p in pipelines.values()]
         urls = {k: p["input_queue_url"] for k, p in pipelines.items()}
-        for u in uuids:
-            lam.update_event_source_mapping(UUID=u, Enabled=False)
-        try:
-            with without_bucket_policy(w["input_bucket"]):
+        with paused_event_sources(lam, uuids):
+            try:
+                with lifted_bucket_policies(s3, [w["input_bucket"]]):
+                    for url in urls.values():
+                        drain(url)
+                    for key in ("incoming/orders/a.csv", "incoming/orders/a.jsonl", "incoming/orders/a.json",
+                                "incoming/events/e.json", "incoming/events/e.csv", "elsewhere/a.csv"):
+                        s3.put_object(Bucket=w["input_bucket"], Key=key, Body=b"id,amount\n1,2\n")
+                    got = {}
+                    for k, url in urls.items():
+                        keys = []
+                        for _ in range(3):
+                            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                                body = json.loads(m["Body"])
+                                keys += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])
+                                         if r["eventName"].startswith("ObjectCreated:") and r["s3"]["bucket"]["name"] == w["input_bucket"]]
+                                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                            if len(keys) >= {"orders": 2, "events": 1}[k]:
+                                break
+                        got[k] = sorted(keys)
+                    return expect(got == {"orders": ["incoming/orders/a.csv", "incoming/orders/a.jsonl"],
+                                          "events": ["incoming/events/e.json"]}, got)
+            finally:
                 for url in urls.values():
                     drain(url)
-                for key in ("incoming/orders/a.csv", "incoming/orders/a.jsonl", "incoming/orders/a.json", "incoming/events/e.json",
-                            "incoming/events/e.csv", "elsewhere/a.csv"):
-                    s3.put_object(Bucket=w["input_bucket"], Key=key, Body=b"id,amount\n1,2\n")
-                got = {}
-                for k, url in urls.items():
-                    keys = []
-                    for _ in range(3):
-                        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-                            body = json.loads(m["Body"])
-                            keys += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])
-                                     if r["eventName"].startswith("ObjectCreated:") and r["s3"]["bucket"]["name"] == w["input_bucket"]]
-                            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-                        if len(keys) >= {"orders": 2, "events": 1}[k]:
-                            break
-                    got[k] = sorted(keys)
-                return expect(got == {"orders": ["incoming/orders/a.csv", "incoming/orders/a.jsonl"],
-                                      "events": ["incoming/events/e.json"]}, got)
-        finally:
-            for url in urls.values():
-                drain(url)
-            for u in uuids:
-                lam.update_event_source_mapping(UUID=u, Enabled=True)
 
     check("s3 put: incoming/orders/*.csv and *.jsonl reach only orders' queue, incoming/events/*.json only events' (through SNS)",
           object_created_reaches_each_pipeline)
@@ -464,5 +468,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    print(f"verify: {PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    sys.exit(summary("verify"))

@@ -9,7 +9,9 @@
 #   6. terraform apply of envs/local against a moto server on a free 127.0.0.1 port,
 #      verification through the AWS API (moto_verify.py), the deployed flow end to end
 #      (deployed_flow.py: the real `bootstrap` with the orders function's deployed
-#      environment under `cargo lambda watch`, fed from the queue terraform made), destroy,
+#      environment under `cargo lambda watch`, fed from the queue terraform made, then a
+#      second one with the events function's, fed S3 -> SNS -> its queue), the deploy guide
+#      (deploy_guide.py: every `sh test` block of docs/deploy.md, run as written), destroy,
 #      stop moto
 # and ends with one line: `terraform: N passed, M failed` (exit 1 when M > 0).
 # A missing terraform, or a venv that pip cannot install, is reported as SKIPPED; so is the
@@ -26,6 +28,8 @@ cd "$TF_DIR"
 
 CHECKOV_VERSION="3.3.30"
 MOTO_VERSION="5.2.5"
+# The deploy guide's `aws` commands (deploy_guide.py), from the moto venv.
+AWSCLI_VERSION="1.46.3"
 PLUGIN_MIRROR="/opt/tf-plugins"
 CHECKOV_VENV="$REPO_ROOT/.venv-checkov"
 MOTO_VENV="$REPO_ROOT/.venv-moto"
@@ -191,7 +195,7 @@ checkov_check() {
 
 moto_check() {
   section "terraform: apply envs/local against moto, verify, destroy"
-  if ! ensure_venv "$MOTO_VENV" "import moto.server, boto3" "moto[server]==$MOTO_VERSION" boto3; then
+  if ! ensure_venv "$MOTO_VENV" "import moto.server, boto3, awscli" "moto[server]==$MOTO_VERSION" boto3 "awscli==$AWSCLI_VERSION"; then
     skip "moto apply test: pip could not install moto[server]==$MOTO_VERSION into $MOTO_VENV"
     return
   fi
@@ -226,8 +230,8 @@ moto_check() {
     export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
     STATE="$WORK/local.tfstate"
     TFVARS=(-var "endpoint=$ENDPOINT" -var "lambda_zip_path=$ZIP")
-    # The orders function requires signed plugins, with a key made for this run: the deployed
-    # flow publishes with it (`weir publish --sign`), as an operator does.
+    # The functions require signed plugins, with a key made for this run: the deployed flow
+    # publishes with it (`weir publish --sign`), as an operator does.
     flow_paths
     if [[ -x "$WEIR_BIN" ]] && pub="$("$WEIR_BIN" keygen --out "$WORK/signing.key" | tail -1)" && [[ -n "$pub" ]]; then
       export WEIR_SIGNING_KEY_FILE="$WORK/signing.key" WEIR_SIGNING_PUBLIC_KEY="$pub"
@@ -242,6 +246,7 @@ moto_check() {
         "$MOTO_VENV/bin/python" tests/moto_verify.py "$ENDPOINT" "$WORK/outputs.json" "$REPO_ROOT/lambda/env-vars.json"
       grep -E '^  (ok|FAIL) ' "$WORK/verify.log" | sed 's/^/  /'
       flow_check
+      guide_check
       t0=$SECONDS
       # No refresh: moto denies every object request to a bucket with the TLS-only policy
       # (it does not evaluate the condition), so reading back the bindings documents would
@@ -283,10 +288,24 @@ flow_check() {
     return
   fi
   local t0=$SECONDS
-  counted "deployed flow: bootstrap under cargo lambda watch, fed from the deployed queue" "$WORK/flow.log" \
+  counted "deployed flow: bootstrap under cargo lambda watch, fed from the deployed queues (orders, events)" "$WORK/flow.log" \
     "$MOTO_VENV/bin/python" tests/deployed_flow.py "$ENDPOINT" "$WORK/outputs.json"
   grep -E '^  (ok|FAIL) |^  \(' "$WORK/flow.log" | sed 's/^/  /'
   echo "  (deployed flow took $((SECONDS - t0)) s)"
+}
+
+# docs/deploy.md's `sh test` blocks, run by deploy_guide.py against the applied stack.
+guide_check() {
+  flow_paths
+  if [[ ! -x "$WEIR_BIN" ]]; then
+    skip "deploy guide (deploy_guide.py): missing $WEIR_BIN (build with tests/run.sh)"
+    return
+  fi
+  local t0=$SECONDS
+  counted "deploy guide: every tested block of docs/deploy.md against the applied envs/local" "$WORK/guide.log" \
+    "$MOTO_VENV/bin/python" tests/deploy_guide.py "$ENDPOINT" "$WORK/outputs.json" "$STATE"
+  grep -E '^  (ok|FAIL) ' "$WORK/guide.log" | sed 's/^/  /'
+  echo "  (deploy guide took $((SECONDS - t0)) s)"
 }
 
 if preflight; then

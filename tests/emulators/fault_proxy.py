@@ -8,22 +8,41 @@ so runs repeat) get one of:
   error500   HTTP 500 InternalFailure, not forwarded;
   drop       the connection closed before the request is forwarded;
   lost       the request IS forwarded and applied, then the connection is closed before the
-             answer: the client cannot know it succeeded, and retries it.
+             answer: the client cannot know it succeeded, and retries it;
+  partial    (DynamoDB BatchWriteItem, SNS PublishBatch, SQS SendMessageBatch) a 200 answer in
+             which some entries failed: part of the batch is forwarded, the rest comes back as
+             UnprocessedItems or as `Failed` entries (not the sender's fault, so retryable);
+  reset      (S3 GetObject) the whole answer's headers, then half its body, then the
+             connection closed: a reset in the middle of a download;
+  slow       the request is held SLOW seconds (default 1.5), then forwarded and answered: a
+             client whose attempt timeout is shorter gives up and retries, while the first
+             attempt is still applied.
+
+A fault that does not apply to a request (partial, reset) is replaced by one that does; and
+the first request each of those two applies to gets it whatever the share, so that a short run
+meets every kind. The
+proxy rewrites the requests it forwards in part, so their signatures no longer match: the
+emulator behind it must not check them (moto does not).
 
 GET /__faults answers the counts so far, as JSON.
 
-    python fault_proxy.py LISTEN_PORT UPSTREAM_PORT SHARE SEED
+    python fault_proxy.py LISTEN_PORT UPSTREAM_PORT SHARE SEED [SLOW]
 """
 
 import http.client
 import json
 import random
+import re
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode
+from xml.sax.saxutils import escape
 
-KINDS = ["throttle", "error500", "drop", "lost"]
+KINDS = ["throttle", "error500", "drop", "lost", "partial", "reset", "slow"]
+ANY = ["throttle", "error500", "drop", "lost", "slow"]
 
 
 class Proxy(BaseHTTPRequestHandler):
@@ -33,18 +52,44 @@ class Proxy(BaseHTTPRequestHandler):
     rng = random.Random(0)
     lock = threading.Lock()
     counts = {k: 0 for k in KINDS + ["forwarded"]}
+    ensure = {"partial", "reset"}
 
     def log_message(self, *args):  # quiet
         pass
 
-    def pick(self):
+    slow = 1.5
+
+    def operation(self):
+        """The batch operation or download this request is, if it is one a fault can split."""
+        target = self.headers.get("X-Amz-Target") or ""
+        if target.endswith(".BatchWriteItem"):
+            return "BatchWriteItem"
+        if target.endswith(".SendMessageBatch"):
+            return "SendMessageBatch"
+        if self.command == "GET" and "x-id=GetObject" in self.path:
+            return "GetObject"
+        return None
+
+    def pick(self, body):
+        op = self.operation()
+        if op is None and b"Action=PublishBatch" in body:
+            op = "PublishBatch"
         with Proxy.lock:
-            if Proxy.rng.random() < Proxy.share:
+            kind = None
+            if op in ("BatchWriteItem", "SendMessageBatch", "PublishBatch") and "partial" in Proxy.ensure:
+                Proxy.ensure.discard("partial")
+                kind = "partial"
+            elif op == "GetObject" and "reset" in Proxy.ensure:
+                kind = "reset"  # counted, and no longer ensured, once applied (a 200 with a body)
+            elif Proxy.rng.random() < Proxy.share:
                 kind = Proxy.rng.choice(KINDS)
-            else:
-                kind = None
-            Proxy.counts[kind or "forwarded"] += 1
-            return kind
+                if kind == "partial" and op not in ("BatchWriteItem", "SendMessageBatch", "PublishBatch"):
+                    kind = Proxy.rng.choice(ANY)
+                if kind == "reset" and op != "GetObject":
+                    kind = Proxy.rng.choice(ANY)
+            if kind != "reset":
+                Proxy.counts[kind or "forwarded"] += 1
+            return kind, op, Proxy.rng.random()
 
     def reply(self, status, body, content_type):
         data = body.encode()
@@ -80,7 +125,11 @@ class Proxy(BaseHTTPRequestHandler):
         if self.path == "/__faults":
             self.reply(200, json.dumps(Proxy.counts), "application/json")
             return
-        kind = self.pick()
+        kind, op, coin = self.pick(body)
+        if kind == "slow":
+            time.sleep(Proxy.slow)
+        if kind == "partial":
+            return self.partial(op, body, coin)
         if kind == "throttle":
             return self.throttle()
         if kind == "error500":
@@ -101,6 +150,22 @@ class Proxy(BaseHTTPRequestHandler):
             conn.close()
         if kind == "lost":
             return self.drop()
+        if kind == "reset" and not (resp.status == 200 and len(data) > 1):
+            kind = None  # nothing to cut (a 404, an empty object): answered whole
+            with Proxy.lock:
+                Proxy.counts["forwarded"] += 1
+        if kind == "reset":
+            with Proxy.lock:
+                Proxy.counts["reset"] += 1
+                Proxy.ensure.discard("reset")
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "server", "date"):
+                    self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            return self.drop()
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"):
@@ -111,12 +176,99 @@ class Proxy(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def forward(self, body, content_type=None):
+        """Forwards this request with `body`; (status, headers, data) of the answer."""
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive", "content-length")}
+        headers["Content-Length"] = str(len(body))
+        if content_type:
+            headers["Content-Type"] = content_type
+        conn = http.client.HTTPConnection("127.0.0.1", Proxy.upstream, timeout=60)
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Content-Type") or "application/octet-stream", resp.read()
+        finally:
+            conn.close()
+
+    @staticmethod
+    def split(entries, coin):
+        """(forwarded, withheld): at least one entry withheld, about half."""
+        n = len(entries)
+        withheld = sorted({int(coin * n)} | {i for i in range(n) if (i * 7919 + int(coin * 1000)) % 2})
+        keep = [e for i, e in enumerate(entries) if i not in withheld]
+        return keep, [entries[i] for i in withheld]
+
+    def partial(self, op, body, coin):
+        """A 200 answer in which some entries of the batch failed, the others forwarded."""
+        if op == "BatchWriteItem":
+            request = json.loads(body)
+            table, entries = next(iter(request["RequestItems"].items()))
+            keep, withheld = self.split(entries, coin)
+            answer = {"UnprocessedItems": {}}
+            if keep:
+                request["RequestItems"] = {table: keep}
+                status, ctype, data = self.forward(json.dumps(request).encode())
+                if status != 200:
+                    return self.reply(status, data.decode(), ctype)
+                answer = json.loads(data)
+            unprocessed = answer.setdefault("UnprocessedItems", {})
+            unprocessed.setdefault(table, []).extend(withheld)
+            return self.reply(200, json.dumps(answer), "application/x-amz-json-1.0")
+        if op == "SendMessageBatch":
+            request = json.loads(body)
+            keep, withheld = self.split(request["Entries"], coin)
+            answer = {"Successful": [], "Failed": []}
+            if keep:
+                request["Entries"] = keep
+                status, ctype, data = self.forward(json.dumps(request).encode())
+                if status != 200:
+                    return self.reply(status, data.decode(), ctype)
+                answer = json.loads(data)
+            answer.setdefault("Failed", []).extend(
+                {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "fault proxy"} for e in withheld)
+            return self.reply(200, json.dumps(answer), "application/x-amz-json-1.0")
+        # SNS PublishBatch, query protocol: PublishBatchRequestEntries.member.N.<field>.
+        pairs = parse_qsl(body.decode(), keep_blank_values=True)
+        entry_re = re.compile(r"PublishBatchRequestEntries\.member\.(\d+)\.(.*)")
+        members, other = {}, []
+        for k, v in pairs:
+            m = entry_re.fullmatch(k)
+            if m:
+                members.setdefault(int(m.group(1)), []).append((m.group(2), v))
+            else:
+                other.append((k, v))
+        order = sorted(members)
+        keep, withheld = self.split(order, coin)
+        failed = "".join(
+            f"<member><Id>{escape(dict(members[n])['Id'])}</Id><Code>InternalError</Code>"
+            f"<Message>fault proxy</Message><SenderFault>false</SenderFault></member>" for n in withheld)
+        if keep:
+            renumbered = [(f"PublishBatchRequestEntries.member.{i}.{f}", v)
+                          for i, n in enumerate(keep, 1) for f, v in members[n]]
+            status, ctype, data = self.forward(urlencode(other + renumbered).encode(), "application/x-www-form-urlencoded")
+            if status != 200:
+                return self.reply(status, data.decode(), ctype)
+            text = data.decode()
+            if re.search(r"<Failed\s*/>", text):
+                text = re.sub(r"<Failed\s*/>", f"<Failed>{failed}</Failed>", text, count=1)
+            elif "</Failed>" in text:
+                text = text.replace("</Failed>", failed + "</Failed>", 1)
+            else:
+                text = text.replace("</PublishBatchResult>", f"<Failed>{failed}</Failed></PublishBatchResult>", 1)
+        else:
+            text = ("<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult>"
+                    f"<Successful/><Failed>{failed}</Failed></PublishBatchResult>"
+                    "<ResponseMetadata><RequestId>fault-proxy</RequestId></ResponseMetadata></PublishBatchResponse>")
+        return self.reply(200, text, "text/xml")
+
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_any
 
 
 def main() -> None:
     listen, upstream, share, seed = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     Proxy.upstream, Proxy.share, Proxy.rng = upstream, share, random.Random(seed)
+    if len(sys.argv) > 5:
+        Proxy.slow = float(sys.argv[5])
     server = ThreadingHTTPServer(("127.0.0.1", listen), Proxy)
     server.daemon_threads = True
     server.serve_forever()

@@ -617,4 +617,18 @@ queue = "rejects"
     assert!(String::from_utf8_lossy(&none.stderr).contains("no version 9 (versions: 1, 2, 3)"));
     let text = stdout(&with(&["status"]));
     assert!(text.contains("live version 3 (rollback to 1)") && text.contains("signed"), "{text}");
+
+    // A rollback is checked against the deployment as a publish is: once the stack keys the
+    // table otherwise, going back to a version whose file keys it by pk is refused, and nothing
+    // is written; --skip-deployment-check goes back anyway.
+    put_bindings(serde_json::json!({"orders": {"name": "weir-orders-orders", "hash_key": "order_id"}}));
+    let refused = with(&["rollback", "--to", "2"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = stderr(&refused);
+    assert!(err.contains("nothing was rolled back to version 2"), "{err}");
+    assert!(err.contains("the deployed table weir-orders-orders by [order_id]"), "{err}");
+    assert!(stdout(&with(&["status"])).contains("live version 3 (rollback to 1)"), "no version was written");
+    let forced = with(&["rollback", "--to", "2", "--skip-deployment-check"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(stdout(&forced).contains("version 4") && stdout(&forced).contains("rollback to 2"), "{}", stdout(&forced));
 }

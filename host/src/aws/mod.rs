@@ -15,8 +15,13 @@
 pub mod error;
 pub mod retry;
 
+use std::time::Duration;
+
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 pub use error::{AwsError, CallError, describe};
 
@@ -41,6 +46,23 @@ impl Default for AwsOptions {
     }
 }
 
+/// The HTTPS client every SDK client shares: hyper and rustls with the ring crypto provider.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// Time limits on every AWS call, so that a stalled connection or a slow endpoint costs one
+/// attempt (retried) instead of hanging a batch until the Lambda times out. An attempt covers the
+/// request until the response's headers (S3 bodies stream afterwards, under the source's own
+/// limits); the operation covers every attempt and the back-off between them.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(90))
+        .build()
+}
+
 /// Clients for every service weir uses, built once.
 #[derive(Clone)]
 pub struct Aws {
@@ -60,7 +82,10 @@ impl Aws {
     pub async fn load(options: &AwsOptions, runtime: tokio::runtime::Handle) -> Aws {
         let retry = if options.adaptive { RetryConfig::adaptive() } else { RetryConfig::standard() }
             .with_max_attempts(options.max_attempts.max(1));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .retry_config(retry)
+            .timeout_config(timeouts());
         if let Some(url) = &options.endpoint_url {
             loader = loader.endpoint_url(url);
         }

@@ -23,6 +23,7 @@
 //! name = "orders"
 //! key = ["pk"]
 //! mode = "put"                              # put | put-if-absent | aggregate
+//! order_by = "updated_at"                   # put: a redelivered older record never overwrites a newer one
 //!
 //! [[sinks.table]]
 //! name = "user_stats"
@@ -188,6 +189,9 @@ pub struct RawTable {
     pub group_by: Option<String>,
     #[serde(default)]
     pub counters: Vec<RawCounter>,
+    /// mode = "put": the field that orders a key's records (an update time, a version).
+    #[serde(default)]
+    pub order_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -390,6 +394,7 @@ const NAME_RULE: &str = "must be 1-64 letters, digits, `-` or `_`";
 
 /// A field of the file that is not valid: its dotted path and what is wrong (what is allowed).
 /// [`Pipeline::from_raw`] adds the file.
+#[derive(Debug)]
 struct Problem {
     path: String,
     message: String,
@@ -459,9 +464,21 @@ fn table(i: usize, t: RawTable) -> Result<TableConfig, Problem> {
             if t.group_by.is_some() || !t.counters.is_empty() {
                 return Err(Problem::new(at("mode"), "`group_by` and `counters` need mode = \"aggregate\""));
             }
-            if t.mode == TableModeName::Put { TableMode::Put } else { TableMode::PutIfAbsent }
+            match (t.mode, t.order_by) {
+                (TableModeName::Put, Some(o)) if o.is_empty() => {
+                    return Err(Problem::new(at("order_by"), "must name a field (e.g. \"updated_at\")"));
+                }
+                (TableModeName::Put, order_by) => TableMode::Put { order_by },
+                (_, Some(_)) => {
+                    return Err(Problem::new(at("order_by"), "`order_by` needs mode = \"put\""));
+                }
+                (_, None) => TableMode::PutIfAbsent,
+            }
         }
         TableModeName::Aggregate => {
+            if t.order_by.is_some() {
+                return Err(Problem::new(at("order_by"), "`order_by` needs mode = \"put\""));
+            }
             let group_by = t.group_by.ok_or_else(|| {
                 Problem::new(at("group_by"), "mode = \"aggregate\" needs `group_by` (the field to group on)")
             })?;
@@ -645,5 +662,19 @@ mod tests {
         assert!(PartitionTemplate::parse("dt={date").unwrap_err().contains("unclosed"));
         assert!(PartitionTemplate::parse("dt={da te}").unwrap_err().contains("not a field name"));
         assert!(PartitionTemplate::parse("dt=}").unwrap_err().contains("unmatched"));
+    }
+
+    #[test]
+    fn order_by_is_a_field_of_a_put_table() {
+        let raw =
+            |extra: &str| -> RawTable { toml::from_str(&format!("name = \"t\"\nkey = [\"pk\"]\n{extra}")).unwrap() };
+        let put = table(0, raw("order_by = \"updated_at\"")).unwrap();
+        assert_eq!(put.mode, TableMode::Put { order_by: Some("updated_at".into()) });
+        let err = table(0, raw("mode = \"put-if-absent\"\norder_by = \"at\"")).unwrap_err();
+        assert_eq!(
+            (err.path.as_str(), err.message.as_str()),
+            ("sinks.table[0].order_by", "`order_by` needs mode = \"put\"")
+        );
+        assert!(table(0, raw("order_by = \"\"")).is_err());
     }
 }

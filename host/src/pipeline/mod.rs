@@ -26,7 +26,7 @@ use crate::chain::Chain;
 use crate::metrics::MetricsSnapshot;
 use crate::record::Record;
 use crate::report::BatchReport;
-use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Sink, SinkReport};
+use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Parts, Sink, SinkError, SinkReport};
 use crate::source::SourceItem;
 
 pub use bindings::{BindingError, Bindings};
@@ -164,6 +164,11 @@ pub struct Runner<T = Chain> {
     out_of_time: Option<Box<dyn Fn() -> bool + Send>>,
     /// Where progress through an object cut off by the deadline is kept.
     checkpoints: Option<Box<dyn Checkpoints>>,
+    /// How the batches being run group into objects files (set per kind of input).
+    parts: Parts,
+    /// When every write of a batch must be over (the invocation's deadline, less the time to
+    /// answer): a write still running then is abandoned and its records fail.
+    write_deadline: Option<Instant>,
 }
 
 /// What [`Runner::run_items`] does with the rest of its items when time runs out.
@@ -174,6 +179,17 @@ pub enum Drain {
     /// Stop reading (an object stream) and report one failure under [`DEADLINE_ID`].
     Abandon,
 }
+
+/// `future`, or `None` when `deadline` comes first (the future is dropped).
+async fn until<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(tokio::time::Instant::from_std(at), future).await.ok(),
+        None => Some(future.await),
+    }
+}
+
+/// The SQS attribute of a FIFO queue's message: its message group.
+const MESSAGE_GROUP_ID: &str = "MessageGroupId";
 
 /// The failure key of an abandoned object stream.
 pub const DEADLINE_ID: &str = "(deadline)";
@@ -195,6 +211,8 @@ impl<T: Transform> Runner<T> {
             failures: BTreeMap::new(),
             out_of_time: None,
             checkpoints: None,
+            parts: Parts::Batch,
+            write_deadline: None,
         }
     }
 
@@ -204,7 +222,8 @@ impl<T: Transform> Runner<T> {
     }
 
     /// Runs one long input (an object's rows, as one unit) under `id`: resumes after the
-    /// checkpointed rows, and when the deadline cuts it off, saves how far it got. Returns the
+    /// checkpointed rows, and when the deadline cuts it off or a row fails, saves how far it got
+    /// (the leading rows whose every effect completed). Returns the
     /// first failure (the unit is to be retried), if any. `redelivered: false` says this is a
     /// first delivery, which cannot have a checkpoint: no lookup is made.
     pub fn run_resumable(
@@ -240,7 +259,9 @@ impl<T: Transform> Runner<T> {
         }
         let (failures, done) = self.run_stream(items, Drain::Abandon, |_| {})?;
         if let Some(c) = &self.checkpoints {
-            if failures.contains_key(DEADLINE_ID) && done > 0 {
+            // Cut off by the deadline, or failed for now (a sink past its retries, a dropped
+            // download): the leading rows done stay done, and the retry resumes after them.
+            if !failures.is_empty() && done > 0 {
                 c.save(id, skip + done);
             } else if failures.is_empty() && skip > 0 {
                 c.clear(id);
@@ -256,6 +277,14 @@ impl<T: Transform> Runner<T> {
     /// sinks' idempotence absorbs what was written before the deadline. `None` removes it.
     pub fn set_deadline(&mut self, out_of_time: Option<Box<dyn Fn() -> bool + Send>>) {
         self.out_of_time = out_of_time;
+    }
+
+    /// Sets when the sinks' writes of a batch must be over (see [`Runner::set_deadline`] for
+    /// when batches stop starting): a write still running then (throttled and backing off, a
+    /// slow answer) is abandoned, and its batch's records are reported failed, to be retried,
+    /// instead of the whole invocation timing out and every message of it coming back.
+    pub fn set_write_deadline(&mut self, at: Option<Instant>) {
+        self.write_deadline = at;
     }
 
     fn out_of_time(&self) -> bool {
@@ -289,6 +318,9 @@ impl<T: Transform> Runner<T> {
         objects: &crate::source::objects::Objects,
     ) -> Result<BTreeMap<String, String>, RunError> {
         use crate::source::lambda::{Message, message, read_objects};
+        if messages.iter().any(|m| m.attributes.contains_key(MESSAGE_GROUP_ID)) {
+            return self.run_fifo(messages, objects);
+        }
         let mut failed = BTreeMap::new();
         // Records first (in memory, quick), then the objects, one message at a time.
         let mut plain = Vec::new();
@@ -301,7 +333,11 @@ impl<T: Transform> Runner<T> {
             }
         }
         if !plain.is_empty() {
-            failed.extend(self.run_items(plain.into_iter(), Drain::Each, |_| {})?);
+            // Separate messages, batched together by chance: an objects file per message.
+            self.parts = Parts::PerInput;
+            let plain_failed = self.run_items(plain.into_iter(), Drain::Each, |_| {});
+            self.parts = Parts::Batch;
+            failed.extend(plain_failed?);
         }
         for (id, refs, redelivered) in object_messages {
             // The rows of its objects, as one unit: any failed row fails the message (a
@@ -312,6 +348,87 @@ impl<T: Transform> Runner<T> {
             }
             if let Some((row, reason)) = self.run_resumable(&id, read_objects(refs, objects.clone()), redelivered)? {
                 failed.insert(id, format!("{row}: {reason}"));
+            }
+        }
+        Ok(failed)
+    }
+
+    /// A batch from a FIFO queue: each message group's messages in order, and a failure stops
+    /// its group, as AWS requires of partial batch responses from FIFO queues: the group's later
+    /// messages in the batch are not processed and are reported failed, so that SQS redelivers
+    /// them after the one that failed, in order. The batch runs in rounds: round `r` processes
+    /// the `r`th message of every group still going, together (one chain batch for the records
+    /// among them; an object message on its own, as in a standard batch).
+    fn run_fifo(
+        &mut self,
+        messages: &[crate::source::lambda::SqsMessage],
+        objects: &crate::source::objects::Objects,
+    ) -> Result<BTreeMap<String, String>, RunError> {
+        use std::collections::VecDeque;
+
+        use crate::source::lambda::{Message, message, message_id, read_objects};
+        // The groups in the order they first appear, each with its messages in batch order.
+        let mut groups: Vec<(String, VecDeque<usize>)> = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let group = m.attributes.get(MESSAGE_GROUP_ID).cloned().unwrap_or_default();
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, queue)) => queue.push_back(i),
+                None => groups.push((group, VecDeque::from([i]))),
+            }
+        }
+        let mut failed = BTreeMap::new();
+        loop {
+            let round: Vec<(usize, usize)> =
+                groups.iter_mut().enumerate().filter_map(|(g, (_, q))| q.pop_front().map(|i| (g, i))).collect();
+            if round.is_empty() {
+                break;
+            }
+            let mut plain = Vec::new();
+            let mut object_messages = Vec::new();
+            for &(g, i) in &round {
+                match message(i, &messages[i]) {
+                    Message::Item(item) => plain.push((g, item)),
+                    Message::Objects { id, refs, redelivered } => object_messages.push((g, id, refs, redelivered)),
+                    Message::Skip { id } => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
+                }
+            }
+            let mut stopped: Vec<(usize, String)> = Vec::new();
+            if !plain.is_empty() {
+                let ids: Vec<(usize, String)> = plain.iter().map(|(g, item)| (*g, item.id().to_string())).collect();
+                self.parts = Parts::PerInput;
+                let round_failed = self.run_items(plain.into_iter().map(|(_, item)| item), Drain::Each, |_| {});
+                self.parts = Parts::Batch;
+                let round_failed = round_failed?;
+                for (g, id) in ids {
+                    if let Some(reason) = round_failed.get(&id) {
+                        failed.insert(id.clone(), reason.clone());
+                        stopped.push((g, id));
+                    }
+                }
+            }
+            for (g, id, refs, redelivered) in object_messages {
+                let reason = if self.out_of_time() {
+                    Some(DEADLINE_REASON.to_string())
+                } else {
+                    self.run_resumable(&id, read_objects(refs, objects.clone()), redelivered)?
+                        .map(|(row, reason)| format!("{row}: {reason}"))
+                };
+                if let Some(reason) = reason {
+                    failed.insert(id.clone(), reason);
+                    stopped.push((g, id));
+                }
+            }
+            for (g, culprit) in stopped {
+                let (group, queue) = &mut groups[g];
+                for i in queue.drain(..) {
+                    let reason = format!(
+                        "not processed: message {culprit} before it in FIFO message group {group:?} failed, and a \
+                         group's messages are processed in order"
+                    );
+                    failed.insert(message_id(i, &messages[i]), reason);
+                    self.stats.inputs += 1;
+                    self.stats.failed += 1;
+                }
             }
         }
         Ok(failed)
@@ -383,8 +500,22 @@ impl<T: Transform> Runner<T> {
                         self.stats.inputs += 1;
                         self.stats.failed += 1;
                         failures.entry(u.id).or_insert(u.reason);
+                        if drain == Drain::Abandon {
+                            break;
+                        }
                     }
                 }
+            }
+            if drain == Drain::Abandon && !failures.is_empty() {
+                // An object stream that failed to read mid-batch: the rows of this batch are not
+                // written. The retry reads the whole batch again, and the part of it written now
+                // would be a different objects file than the retry's (files are named by batch).
+                let dropped = (records.len() + letters.len()) as u64;
+                self.stats.inputs += dropped;
+                self.stats.failed += dropped;
+                records.clear();
+                letters.clear();
+                break;
             }
             let batch = std::mem::take(&mut records);
             let outcome = self.process(batch, std::mem::take(&mut letters))?;
@@ -396,6 +527,11 @@ impl<T: Transform> Runner<T> {
             }
             self.stats.elapsed = before + started.elapsed();
             on_batch(&self.stats);
+            if drain == Drain::Abandon && !failures.is_empty() {
+                // An object whose batch failed is retried from its checkpoint (the leading rows
+                // done): running its later rows now would only be done again.
+                break;
+            }
         }
         self.stats.elapsed = before + started.elapsed();
         Ok((failures, done))
@@ -446,11 +582,20 @@ impl<T: Transform> Runner<T> {
         }
 
         if !report.emitted.is_empty() {
-            let delivery = Delivery { emitted: &report.emitted, chain: &report.chain };
+            let delivery = Delivery { emitted: &report.emitted, chain: &report.chain, parts: self.parts };
             // Every sink writes the batch at once (a batch's latency is the slowest sink's, not
             // their sum); the runner blocks here, once.
             let writes = self.sinks.iter_mut().map(|sink| sink.write(&delivery));
-            let results = self.io.block_on(futures_util::future::join_all(writes));
+            let results = self.io.block_on(until(self.write_deadline, futures_util::future::join_all(writes)));
+            let results = results.unwrap_or_else(|| {
+                // Cut off by the deadline: nothing of the batch counts as written (what reached
+                // AWS is absorbed by the sinks' idempotence when the inputs are retried).
+                tracing::warn!(
+                    records = report.emitted.len(),
+                    "the invocation's deadline came during the batch's writes"
+                );
+                self.sinks.iter().map(|sink| Err(SinkError::Deadline { sink: sink.name() })).collect()
+            });
             for (sink, result) in self.sinks.iter().zip(results) {
                 let written = match result {
                     Ok(w) => w,
@@ -491,10 +636,12 @@ impl<T: Transform> Runner<T> {
         // Dead letters: one that cannot be sent fails its input.
         let mut unsent = vec![false; letters.len()];
         if !letters.is_empty() {
-            let failures = self.io.block_on(self.dead_letter.send(&letters)).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "dead-letter sink failed for the whole batch");
-                (0..letters.len()).map(|index| crate::sink::Failed { index, reason: e.to_string() }).collect()
-            });
+            let sent = self.io.block_on(until(self.write_deadline, self.dead_letter.send(&letters)));
+            let failures =
+                sent.unwrap_or(Err(SinkError::Deadline { sink: "dead-letter".into() })).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "dead-letter sink failed for the whole batch");
+                    (0..letters.len()).map(|index| crate::sink::Failed { index, reason: e.to_string() }).collect()
+                });
             for f in failures {
                 if let Some(flag) = unsent.get_mut(f.index) {
                     *flag = true;
@@ -715,6 +862,53 @@ mod tests {
         );
     }
 
+    /// An SQS message of a FIFO queue (`group`) or a standard one (`None`).
+    fn sqs(id: &str, group: Option<&str>, body: &str) -> crate::source::lambda::SqsMessage {
+        let mut m = crate::source::lambda::SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        if let Some(g) = group {
+            m.attributes.insert("MessageGroupId".into(), g.into());
+        }
+        m
+    }
+
+    #[test]
+    fn a_failure_in_a_fifo_group_stops_its_later_messages_and_no_other_group() {
+        let mut sink = Memory::default();
+        sink.fail.insert("m2".into());
+        let letters = Letters::default();
+        let mut r = runner(&sink, &letters, 10);
+        let batches = r.chain.batches.clone();
+        let objects = crate::source::objects::Objects::local(std::env::temp_dir());
+        let messages = [
+            sqs("m1", Some("g1"), r#"{"n":1}"#),
+            sqs("m2", Some("g1"), r#"{"n":2}"#),
+            sqs("m3", Some("g1"), r#"{"n":3}"#),
+            sqs("m4", Some("g2"), r#"{"n":4}"#),
+            sqs("m5", Some("g2"), r#"{"n":5}"#),
+            sqs("m6", Some("g1"), r#"{"n":6}"#),
+        ];
+        let failed = r.run_sqs_event(&messages, &objects).unwrap();
+        assert_eq!(failed.keys().collect::<Vec<_>>(), ["m2", "m3", "m6"], "{failed:?}");
+        assert_eq!(failed["m2"], "sink:memory: throttled");
+        assert!(failed["m3"].starts_with("not processed: message m2 before it in FIFO message group \"g1\" failed"));
+        // m3 and m6 never reached the chain or a sink; g2 went on.
+        let mut written = sink.written.lock().unwrap().clone();
+        written.sort();
+        assert_eq!(written, ["m1", "m4", "m5"]);
+        assert_eq!(batches.load(Ordering::SeqCst), 2, "round 1 (m1, m4), round 2 (m2, m5); g1 stopped");
+        let s = r.stats();
+        assert!(s.is_conserved(), "{s:?}");
+        assert_eq!((s.inputs, s.delivered, s.failed), (6, 3, 3));
+
+        // A standard queue's batch: a failure fails just its message.
+        let mut r = runner(&sink, &letters, 10);
+        let standard = [sqs("s1", None, "{}"), sqs("m2", None, "{}"), sqs("s3", None, "{}")];
+        let failed = r.run_sqs_event(&standard, &objects).unwrap();
+        assert_eq!(failed.keys().collect::<Vec<_>>(), ["m2"]);
+    }
+
     #[test]
     fn a_dead_letter_that_cannot_be_sent_fails_its_input() {
         let sink = Memory::default();
@@ -812,6 +1006,72 @@ mod tests {
         assert!(progress.done.lock().unwrap().is_empty());
         assert_eq!(r.run_resumable("s3://in/o.csv", records(&["a", "b"]).into_iter(), true).unwrap(), None);
         assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1"]);
+    }
+
+    #[test]
+    fn an_object_that_fails_to_read_mid_batch_writes_nothing_of_that_batch() {
+        let (sink, letters) = (Memory::default(), Letters::default());
+        let mut r = runner(&sink, &letters, 2);
+        let reset =
+            SourceItem::Failed(Unreadable { id: "o#4".into(), raw: String::new(), reason: "connection reset".into() });
+        let rows = records(&["a", "b", "c"]).into_iter().chain([reset]);
+        let failure = r.run_resumable("s3://in/o.csv", rows, false).unwrap().expect("the unit failed");
+        assert!(failure.1.contains("connection reset"), "{failure:?}");
+        // The first batch (r0, r1) was written; of the second only r2 was read before the
+        // reset: not written, as the retry's second batch is r2 and r3 together.
+        assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1"]);
+        let s = r.stats();
+        assert!(s.is_conserved(), "{s:?}");
+        assert_eq!((s.inputs, s.delivered, s.failed), (4, 2, 2));
+    }
+
+    #[test]
+    fn an_object_stops_at_its_first_failed_batch_and_keeps_the_rows_before_it() {
+        let (mut sink, letters, progress) = (Memory::default(), Letters::default(), Progress::default());
+        sink.fail.insert("r3".into());
+        let mut r = runner(&sink, &letters, 2);
+        r.set_checkpoints(Some(Box::new(progress.clone())));
+        let rows = records(&["a", "b", "c", "d", "e", "f"]).into_iter();
+        let failure = r.run_resumable("s3://in/o.csv", rows, false).unwrap().expect("the unit failed");
+        assert_eq!(failure.0, "r3");
+        // r0, r1 done; the batch of r2, r3 failed (r2 written, absorbed on the retry); r4, r5
+        // not run: the retry runs them, after the checkpoint.
+        assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1", "r2"]);
+        assert_eq!(progress.done.lock().unwrap()["s3://in/o.csv"], 2);
+        assert!(r.stats().is_conserved(), "{:?}", r.stats());
+    }
+
+    /// A sink whose every write takes `0` (throttled and backing off, or a slow answer).
+    struct Slow(Duration);
+
+    impl Sink for Slow {
+        fn name(&self) -> String {
+            "slow".into()
+        }
+        fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
+            let (delay, written) = (self.0, delivery.emitted.len());
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(SinkReport { written, ..SinkReport::default() })
+            })
+        }
+    }
+
+    #[test]
+    fn a_write_still_running_at_the_deadline_fails_its_records_instead_of_the_invocation() {
+        let letters = Letters::default();
+        let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Slow(Duration::from_secs(60)))];
+        let outputs = Outputs { sinks, dead_letter: Box::new(letters.clone()), io: Io::own().unwrap() };
+        let mut r = Runner::new(Fake::default(), outputs, 10);
+        r.set_write_deadline(Some(Instant::now() + Duration::from_millis(300)));
+        let started = Instant::now();
+        let failed = r.run_items(records(&["a", "b"]).into_iter(), Drain::Each, |_| {}).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "the write was abandoned at the deadline");
+        assert_eq!(failed.keys().collect::<Vec<_>>(), ["r0", "r1"]);
+        assert!(failed["r0"].contains("the invocation's deadline came before the write was over"), "{failed:?}");
+        let s = r.stats();
+        assert!(s.is_conserved(), "{s:?}");
+        assert_eq!((s.inputs, s.failed), (2, 2));
     }
 
     #[test]

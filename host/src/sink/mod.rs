@@ -40,6 +40,22 @@ pub struct Delivery<'a> {
     pub emitted: &'a [Emitted],
     /// The chain version that produced the batch (`stage=plugin@sha,...`).
     pub chain: &'a str,
+    /// How the batch groups into objects files.
+    pub parts: Parts,
+}
+
+/// How an objects sink groups a delivery into files ([`objects::plan_objects`]). Either way a
+/// redelivery writes the same files, never copies beside them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Parts {
+    /// A file per partition for the whole batch: the batch is a fixed slice of one input stream
+    /// (an object's or a local file's rows, `batch_size` records at a time from its start, and
+    /// a resumed object starts at a batch boundary), so a redelivery forms the same batches.
+    #[default]
+    Batch,
+    /// A file per input and partition: the batch holds separate SQS messages, which share it
+    /// by chance of delivery; a redelivered message is batched with others.
+    PerInput,
 }
 
 /// One record of a delivery and what went wrong with it.
@@ -81,6 +97,12 @@ pub enum SinkError {
     Encode { sink: String, source: serde_json::Error },
     #[error("sink `{sink}`: building a request: {source}")]
     Request { sink: String, source: aws_sdk_dynamodb::error::BuildError },
+    /// The invocation's deadline came before the write was over (see
+    /// [`crate::pipeline::Runner::set_write_deadline`]).
+    #[error(
+        "sink `{sink}`: the invocation's deadline came before the write was over; retried (what reached AWS is not written twice)"
+    )]
+    Deadline { sink: String },
 }
 
 impl SinkError {
@@ -90,7 +112,8 @@ impl SinkError {
             SinkError::Io { sink, .. }
             | SinkError::Database { sink, .. }
             | SinkError::Encode { sink, .. }
-            | SinkError::Request { sink, .. } => sink,
+            | SinkError::Request { sink, .. }
+            | SinkError::Deadline { sink } => sink,
         }
     }
 }

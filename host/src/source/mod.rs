@@ -44,6 +44,16 @@ pub enum SourceItem {
     Failed(Unreadable),
 }
 
+impl SourceItem {
+    /// The input's id (a record's, or the unreadable input's).
+    pub fn id(&self) -> &str {
+        match self {
+            SourceItem::Record(r) => &r.id,
+            SourceItem::Unreadable(u) | SourceItem::Failed(u) => &u.id,
+        }
+    }
+}
+
 /// A stream of items.
 pub type Items = Box<dyn Iterator<Item = SourceItem> + Send>;
 

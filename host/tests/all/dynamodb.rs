@@ -73,7 +73,9 @@ fn emitted(bodies: &[(String, String)]) -> Vec<Emitted> {
 impl Emulator {
     /// One write, driven on the emulator's runtime (where the client's connections live).
     fn write(&self, sink: &mut DynamoTable, records: &[Emitted]) -> weir_host::sink::SinkReport {
-        self.rt.block_on(sink.write(&Delivery { emitted: records, chain: "test" })).expect("write")
+        self.rt
+            .block_on(sink.write(&Delivery { emitted: records, chain: "test", parts: Default::default() }))
+            .expect("write")
     }
 }
 
@@ -81,7 +83,7 @@ impl Emulator {
 fn put_writes_in_groups_of_25_and_the_last_duplicate_wins() {
     let Some(db) = dynalite() else { return };
     db.create_table("orders", "pk");
-    let mut sink = db.sink("orders", "pk", TableMode::Put);
+    let mut sink = db.sink("orders", "pk", TableMode::Put { order_by: None });
     let mut bodies: Vec<(String, String)> = (0..60)
         .map(|i| (format!("r{i}"), format!(r#"{{"pk":"k{i}","amount":{i}.10,"tags":["a"],"n":null}}"#)))
         .collect();
@@ -107,7 +109,7 @@ fn put_writes_in_groups_of_25_and_the_last_duplicate_wins() {
 fn an_item_dynamodb_refuses_is_unwritable_alone_and_its_group_is_written() {
     let Some(db) = dynalite() else { return };
     db.create_table("typed", "pk");
-    let mut sink = db.sink("typed", "pk", TableMode::Put);
+    let mut sink = db.sink("typed", "pk", TableMode::Put { order_by: None });
     let mut bodies: Vec<(String, String)> =
         (0..25).map(|i| (format!("r{i}"), format!(r#"{{"pk":"k{i}","v":{i}}}"#))).collect();
     // The table's key is a string; this record's is a number.
@@ -204,7 +206,7 @@ fn aggregates_delivered_concurrently_by_two_consumers_count_once() {
 fn items_over_400_kb_are_unwritable_with_their_size() {
     let Some(db) = dynalite() else { return };
     db.create_table("big", "pk");
-    let mut sink = db.sink("big", "pk", TableMode::Put);
+    let mut sink = db.sink("big", "pk", TableMode::Put { order_by: None });
     let big = format!(r#"{{"pk":"k","blob":"{}"}}"#, "x".repeat(410 * 1024));
     let report = db.write(&mut sink, &emitted(&[("big".into(), big), ("ok".into(), r#"{"pk":"k2"}"#.into())]));
     assert_eq!(report.written, 1);
@@ -244,7 +246,7 @@ fn local_twin(dir: &std::path::Path, config: TableConfig) -> (Database, TableSin
 }
 
 fn write_local(sink: &mut TableSink, records: &[Emitted]) -> SinkReport {
-    let delivery = Delivery { emitted: records, chain: "test" }; // as Emulator::write
+    let delivery = Delivery { emitted: records, chain: "test", parts: Default::default() }; // as Emulator::write
     sink.write(&delivery).now_or_never().expect("local writes complete when called").unwrap()
 }
 
@@ -351,4 +353,66 @@ fn aggregates_file_every_record_alike_locally_and_on_dynamodb() {
         .collect();
     assert_eq!(local_groups, remote_groups);
     assert_eq!(local_groups["u1"], ("2".to_string(), "2.75".to_string()));
+}
+
+/// `put` with `order_by`: a redelivered older record never overwrites a newer one, in one batch
+/// the newest record of a key wins, and both twins file every record alike.
+#[test]
+fn put_with_order_by_keeps_the_newest_record_locally_and_on_dynamodb() {
+    let Some(db) = dynalite() else { return };
+    db.create_table("latest", "pk");
+    let mode = TableMode::Put { order_by: Some("at".into()) };
+    let config = TableConfig { name: "latest".into(), key: vec!["pk".into()], mode: mode.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let (local_db, mut local) = local_twin(dir.path(), config);
+    let mut remote = db.sink("latest", "pk", mode);
+    let batch = |bodies: &[&str]| -> Vec<Emitted> {
+        emitted(&bodies.iter().enumerate().map(|(i, b)| (format!("r{i}"), b.to_string())).collect::<Vec<_>>())
+    };
+    let rounds = [
+        // a: the newer (2) wins over the older (1) in the same batch; b is new; one record has
+        // no ordering field.
+        (
+            batch(&[
+                r#"{"pk":"a","at":2,"v":"a2"}"#,
+                r#"{"pk":"a","at":1,"v":"a1"}"#,
+                r#"{"pk":"b","at":10,"v":"b10"}"#,
+                r#"{"pk":"c"}"#,
+            ]),
+            (2, 1, vec![3]),
+        ),
+        // A redelivery of a's older record, b's older one (9 < 10 by value, not by text), and b's
+        // newer one: only the last is written.
+        (
+            batch(&[
+                r#"{"pk":"a","at":1,"v":"a1"}"#,
+                r#"{"pk":"b","at":9,"v":"b9"}"#,
+                r#"{"pk":"b","at":11,"v":"b11"}"#,
+            ]),
+            (1, 2, vec![]),
+        ),
+        // The same record again (equal order): rewritten, the same item.
+        (batch(&[r#"{"pk":"b","at":11,"v":"b11"}"#]), (1, 0, vec![])),
+    ];
+    for (n, (records, (written, unchanged, unwritable))) in rounds.iter().enumerate() {
+        let l = filed(write_local(&mut local, records));
+        let r = filed(db.write(&mut remote, records));
+        assert_eq!(l, r, "round {n}: local and DynamoDB filed the batch differently");
+        assert_eq!(
+            (l.0, l.1, l.2.iter().map(|(i, _)| *i).collect::<Vec<_>>()),
+            (*written, *unchanged, unwritable.clone()),
+            "round {n}"
+        );
+    }
+    let remote_items: BTreeMap<String, String> = db
+        .scan("latest")
+        .into_iter()
+        .map(|i| (i["pk"].as_str().unwrap().to_string(), i["v"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(remote_items, BTreeMap::from([("a".into(), "a2".into()), ("b".into(), "b11".into())]));
+    for (pk, v) in &remote_items {
+        let local_item: Value =
+            serde_json::from_str(&sqlite::get_item(&local_db, "latest", pk, "").unwrap().unwrap()).unwrap();
+        assert_eq!(local_item["v"], v.as_str(), "item {pk}");
+    }
 }

@@ -29,7 +29,7 @@ fn emitted(records: &[(&str, &str)]) -> Vec<Emitted> {
 
 fn write(sink: &mut dyn Sink, records: &[(&str, &str)]) -> weir_host::sink::SinkReport {
     let e = emitted(records);
-    let delivery = Delivery { emitted: &e, chain: "test" };
+    let delivery = Delivery { emitted: &e, chain: "test", parts: Default::default() };
     sink.write(&delivery).now_or_never().expect("a local sink completes when called").unwrap()
 }
 
@@ -41,7 +41,7 @@ fn table(name: &str, key: &[&str], mode: TableMode) -> TableConfig {
 fn put_is_last_write_wins_and_put_if_absent_first_write_wins() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    let mut put = TableSink::new(db.clone(), table("put", &["pk", "sk"], TableMode::Put)).unwrap();
+    let mut put = TableSink::new(db.clone(), table("put", &["pk", "sk"], TableMode::Put { order_by: None })).unwrap();
     let mut first = TableSink::new(db.clone(), table("first", &["pk"], TableMode::PutIfAbsent)).unwrap();
     for sink in [&mut put as &mut dyn Sink, &mut first] {
         write(sink, &[("a", r#"{"pk":"k","sk":1,"v":1}"#)]);

@@ -90,7 +90,7 @@ impl World {
     /// One delivery to both twins; their reports must agree, and are returned.
     fn write_both(&self, local: &mut dyn Sink, aws: &mut dyn Sink, emitted: &[Emitted]) -> SinkReport {
         assert_eq!(local.name(), aws.name(), "the twins carry one name (it names them in dead letters)");
-        let delivery = Delivery { emitted, chain: "validate=v@1" };
+        let delivery = Delivery { emitted, chain: "validate=v@1", parts: Default::default() };
         let local_report = self.rt.block_on(local.write(&delivery)).expect("local write");
         let aws_report = self.rt.block_on(aws.write(&delivery)).expect("AWS write");
         assert_eq!(local_report, aws_report, "the twins report each record the same way");

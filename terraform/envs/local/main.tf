@@ -55,12 +55,14 @@ module "weir" {
       batching_window_seconds = 2
       max_concurrency         = 2
     }
-    # JSON objects under incoming/events/ (the plan's source), through an SNS topic.
+    # JSON objects under incoming/events/ (the plan's source), through an SNS topic. The plan
+    # is `weir plan events.weir.toml`, the file tests/deployed_flow.py publishes and runs.
     events = {
       plan        = jsondecode(file("${path.module}/events.plan.json"))
       queue_input = false
       s3_input    = { via_sns = true }
 
+      signing_keys         = var.signing_keys
       reserved_concurrency = 5
       max_concurrency      = 2
     }
@@ -74,4 +76,46 @@ module "weir" {
   table_deletion_protection = false
 
   alerts_email = "alerts@example.com"
+}
+
+# What a user of the module adds next to it: a subscriber to one pipeline's notifications. A
+# queue of the big orders in EUR, filtered by SNS on the `currency` message attribute that the
+# notify sink sets (examples/orders/weir.toml: attributes = ["currency", "channel"]), raw
+# delivery (the record itself, its attributes as SQS message attributes).
+# tests/deployed_flow.py checks it receives exactly those orders.
+locals {
+  big_orders_topic_arn = module.weir.pipelines["orders"].topics["big-orders"].arn
+}
+
+resource "aws_sqs_queue" "big_orders_eur" {
+  name                    = "weir-local-big-orders-eur"
+  sqs_managed_sse_enabled = true
+}
+
+# Only the big-orders topic may send to it.
+resource "aws_sqs_queue_policy" "big_orders_eur" {
+  queue_url = aws_sqs_queue.big_orders_eur.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AllowBigOrdersTopic"
+      Effect    = "Allow"
+      Principal = { Service = "sns.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.big_orders_eur.arn
+      Condition = {
+        ArnEquals = { "aws:SourceArn" = local.big_orders_topic_arn }
+      }
+    }]
+  })
+}
+
+resource "aws_sns_topic_subscription" "big_orders_eur" {
+  topic_arn            = local.big_orders_topic_arn
+  protocol             = "sqs"
+  endpoint             = aws_sqs_queue.big_orders_eur.arn
+  raw_message_delivery = true
+  filter_policy        = jsonencode({ currency = ["EUR"] })
+
+  depends_on = [aws_sqs_queue_policy.big_orders_eur]
 }

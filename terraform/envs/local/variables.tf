@@ -21,7 +21,7 @@ variable "lambda_zip_path" {
 }
 
 variable "signing_keys" {
-  description = "Public keys (`weir keygen`) the orders function requires its plugins to be signed with; terraform/tests/run.sh generates a key per run and tests/deployed_flow.py signs with it. Empty = unsigned plugins load."
+  description = "Public keys (`weir keygen`) the orders and events functions require their plugins to be signed with; terraform/tests/run.sh generates a key per run and tests/deployed_flow.py signs with it. Empty = unsigned plugins load."
   type        = list(string)
   default     = []
 }

@@ -63,9 +63,13 @@ pub fn skipped(why: &str) {
 pub const REGION: &str = "us-east-1";
 
 /// The SDK configuration of a test against an emulator at `endpoint`: a fixed region, fake
-/// credentials, standard retries with `max_attempts` attempts per request.
+/// credentials, standard retries with `max_attempts` attempts per request, and the HTTP client
+/// weir's own (`weir_host::aws::https_client`: rustls on ring; emulators speak plain HTTP).
 pub async fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
         .region(aws_config::Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("fake", "fake", None, None, "weir-tests"))

@@ -1,5 +1,6 @@
-//! `[sinks.objects]`: records as files, one per batch and partition (`dt={date}/`), JSON Lines or
-//! CSV. A file's name is a digest of its record ids, so a redelivered batch rewrites the same
+//! `[sinks.objects]`: records as files, one per batch and partition (`dt={date}/`) for an
+//! object's or a file's rows, one per message and partition for SQS records ([`Parts`]), JSON
+//! Lines or CSV. A file's name is a digest of its record ids, so a redelivery rewrites the same
 //! file. Backends: [`file`] (a directory tree, local) and [`s3`].
 
 pub mod file;
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::sink::Delivery;
+use crate::sink::{Delivery, Parts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectsConfig {
@@ -105,14 +106,19 @@ pub enum ObjectFormat {
 }
 
 /// Splits a batch into files: the key (`prefix/partition/part-<hash>.jsonl`) of each, with its
-/// rows. The name hashes the record ids, so a redelivered batch rewrites the same files
-/// instead of adding copies.
+/// rows. The name hashes the record ids of the file, and a file holds a batch's records of one
+/// partition ([`Parts::Batch`]) or one input's ([`Parts::PerInput`]), so that a redelivery
+/// rewrites the same files instead of adding copies.
 pub fn plan_objects(config: &ObjectsConfig, delivery: &Delivery<'_>) -> BTreeMap<String, Vec<(usize, Value)>> {
-    let mut groups: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, usize), Vec<(usize, Value)>> = BTreeMap::new();
     for (i, e) in delivery.emitted.iter().enumerate() {
         let body: Value = serde_json::from_str(&e.record.body).unwrap_or(Value::Null);
         let partition = config.partition.render(&body);
-        groups.entry(format!("{}{partition}", config.prefix)).or_default().push((i, body));
+        let unit = match delivery.parts {
+            Parts::Batch => 0,
+            Parts::PerInput => e.origin,
+        };
+        groups.entry((format!("{}{partition}", config.prefix), unit)).or_default().push((i, body));
     }
     let ext = match config.format {
         ObjectFormat::Jsonl => "jsonl",
@@ -120,7 +126,7 @@ pub fn plan_objects(config: &ObjectsConfig, delivery: &Delivery<'_>) -> BTreeMap
     };
     groups
         .into_iter()
-        .map(|(dir, rows)| {
+        .map(|((dir, _), rows)| {
             let mut h = Sha256::new();
             for (i, _) in &rows {
                 h.update(delivery.emitted[*i].record.id.as_bytes());
@@ -169,4 +175,48 @@ pub fn to_csv(rows: &[&Value]) -> Result<Vec<u8>, csv::Error> {
         w.write_record(fields)?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+    use crate::report::Emitted;
+
+    fn config() -> ObjectsConfig {
+        let partition = PartitionTemplate::parse("dt={date}/").unwrap();
+        ObjectsConfig { bucket: "out".into(), prefix: "orders/".into(), partition, format: ObjectFormat::Jsonl }
+    }
+
+    fn emitted(ids: &[&str]) -> Vec<Emitted> {
+        let body = |id: &str| format!(r#"{{"id":"{id}","date":"2025-06-01"}}"#);
+        ids.iter().enumerate().map(|(origin, id)| Emitted { origin, record: Record::new(*id, body(id)) }).collect()
+    }
+
+    fn keys(ids: &[&str], parts: Parts) -> Vec<(String, Vec<String>)> {
+        let e = emitted(ids);
+        let delivery = Delivery { emitted: &e, chain: "c", parts };
+        plan_objects(&config(), &delivery)
+            .into_iter()
+            .map(|(k, rows)| (k, rows.iter().map(|(i, _)| e[*i].record.id.clone()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_message_redelivered_in_another_batch_rewrites_its_own_file() {
+        // SQS records: a file per message, named by it alone, whatever shares the batch.
+        let first = keys(&["m1", "m2"], Parts::PerInput);
+        let again = keys(&["m3", "m1"], Parts::PerInput);
+        assert_eq!(first.len(), 2);
+        let m1 = |files: &[(String, Vec<String>)]| files.iter().find(|(_, ids)| ids == &["m1"]).unwrap().0.clone();
+        assert_eq!(m1(&first), m1(&again));
+        assert!(m1(&first).starts_with("orders/dt=2025-06-01/part-") && m1(&first).ends_with(".jsonl"));
+
+        // An object's rows: one file for the batch, named by its rows (the same batch on a
+        // redelivery, as batches are fixed slices of the object).
+        let batch = keys(&["o#2", "o#3"], Parts::Batch);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch, keys(&["o#2", "o#3"], Parts::Batch));
+        assert_ne!(batch[0].0, keys(&["o#2"], Parts::Batch)[0].0);
+    }
 }

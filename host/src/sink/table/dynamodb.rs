@@ -6,6 +6,9 @@
 //!   number of times, after which that group's records are reported failed (nothing is
 //!   reported as written that was not). Two records with the same key in one batch: the later
 //!   wins, as it would one after the other (DynamoDB refuses duplicate keys in one request).
+//!   With `order_by`: one `PutItem` per key on condition that the stored item is not newer by
+//!   that field, so a redelivered older record never overwrites a newer one; in one batch the
+//!   newest record of a key is the one written (the others count as unchanged).
 //! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`, a bounded number at once; a
 //!   conditional failure means the item is already there (a redelivery) and counts as done.
 //! - `aggregate`: per group, `TransactWriteItems` of up to 99 marker items
@@ -261,6 +264,31 @@ impl DynamoTable {
         }
     }
 
+    /// `put` with `order_by`: one `PutItem` on condition that the stored item is not newer
+    /// (`attribute_not_exists(#k) OR attribute_not_exists(#o) OR #o <= :o`, [`rules::replaces`]).
+    /// `Ok(true)` written, `Ok(false)` the stored item is newer (a redelivered older record).
+    async fn put_if_not_older(&self, item: Item, field: &str, value: AttributeValue) -> Result<bool, Refusal> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#k) OR attribute_not_exists(#o) OR #o <= :o")
+            .expression_attribute_names("#k", &self.config.key[0])
+            .expression_attribute_names("#o", field)
+            .expression_attribute_values(":o", value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) if is_validation(e.as_service_error().and_then(|s| s.meta().code())) => {
+                Err(Refusal::Invalid(format!("DynamoDB refused the item: {}", crate::aws::describe(&e))))
+            }
+            Err(e) => Err(Refusal::Failed(format!("PutItem: {}", crate::aws::describe(&e)))),
+        }
+    }
+
     /// `aggregate`: one transaction per group and chunk of up to 99 records: a marker per
     /// record, put only if absent, and one `ADD` of the summed deltas on the group's item.
     /// Markers that already exist (redeliveries) are dropped and the rest retried; conflicts with
@@ -420,7 +448,33 @@ impl DynamoTable {
             }
         }
         match &self.config.mode {
-            TableMode::Put => {
+            TableMode::Put { order_by: Some(field) } => {
+                let mut valid = Vec::with_capacity(ok.len());
+                for (index, (map, item)) in ok {
+                    match rules::order_value(&map, field) {
+                        Ok(value) => {
+                            let value = to_attribute(value);
+                            valid.push((index, map, item, value));
+                        }
+                        Err(reason) => report.unwritable.push(Unwritable { index, reason }),
+                    }
+                }
+                let refs: Vec<(usize, &Map<String, Value>)> = valid.iter().map(|(i, m, _, _)| (*i, m)).collect();
+                let superseded = rules::superseded(&refs, &self.config.key, field);
+                report.unchanged += superseded.len();
+                let puts = valid.into_iter().filter(|(index, ..)| superseded.binary_search(index).is_err()).map(
+                    |(index, _, item, value)| async move { (index, self.put_if_not_older(item, field, value).await) },
+                );
+                for done in futures_bounded(self.concurrency.max(1) * BATCH_WRITE_MAX, puts).await {
+                    match done {
+                        (_, Ok(true)) => report.written += 1,
+                        (_, Ok(false)) => report.unchanged += 1,
+                        (index, Err(Refusal::Invalid(reason))) => report.unwritable.push(Unwritable { index, reason }),
+                        (index, Err(Refusal::Failed(reason))) => report.failed.push(Failed { index, reason }),
+                    }
+                }
+            }
+            TableMode::Put { order_by: None } => {
                 // Later records win over earlier ones with the same key, as written in order.
                 let mut slots: HashMap<Vec<String>, usize> = HashMap::new();
                 let mut items: Vec<(Vec<usize>, Item)> = Vec::new();
@@ -540,6 +594,14 @@ impl Sink for DynamoTable {
     fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
         Box::pin(self.write_async(delivery))
     }
+}
+
+/// Why one conditional write was not made.
+enum Refusal {
+    /// DynamoDB refused the item itself (ValidationException): unwritable, never retried.
+    Invalid(String),
+    /// Failed for now (throttled, unavailable): the record is retried with its input.
+    Failed(String),
 }
 
 /// Why a `BatchWriteItem` group was not written.

@@ -1,7 +1,9 @@
 //! `[[sinks.table]]`: records as items of a table, keyed by one or two of their fields.
 //!
-//! Three modes: `put` (last write wins), `put-if-absent` (the first write of a key wins; a
-//! redelivery is a no-op) and `aggregate` (counters per group, each record id counted once).
+//! Three modes: `put` (last write wins, or with `order_by` the record latest by that field, so
+//! that a redelivered older record never overwrites a newer one), `put-if-absent` (the first
+//! write of a key wins; a redelivery is a no-op) and `aggregate` (counters per group, each
+//! record id counted once).
 //! Two backends with the same semantics: [`sqlite`] (the embedded local default) and
 //! [`dynamodb`], applying the same [`rules`].
 
@@ -13,8 +15,10 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TableMode {
-    /// Last write wins.
-    Put,
+    /// Last write wins; with `order_by`, the write of the record whose field is greatest wins
+    /// (a number by value, a string by its UTF-8 bytes; equal rewrites, so a redelivery of the
+    /// same record is a no-op in effect), and an item without the field is overwritten.
+    Put { order_by: Option<String> },
     /// The first write of a key wins; later ones (redeliveries) are no-ops.
     PutIfAbsent,
     /// Counters per group, each record counted once (idempotent on record id).
@@ -25,7 +29,7 @@ impl TableMode {
     /// The mode as `weir.toml` spells it.
     pub fn name(&self) -> &'static str {
         match self {
-            TableMode::Put => "put",
+            TableMode::Put { .. } => "put",
             TableMode::PutIfAbsent => "put-if-absent",
             TableMode::Aggregate { .. } => "aggregate",
         }

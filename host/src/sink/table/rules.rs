@@ -31,6 +31,61 @@ pub fn item(body: &str, key: &[String], chain: &str) -> Result<Map<String, Value
     Ok(map)
 }
 
+/// `put` with `order_by`: the record's ordering value, a string or a number.
+pub fn order_value<'a>(map: &'a Map<String, Value>, field: &str) -> Result<&'a Value, String> {
+    match map.get(field) {
+        Some(v @ (Value::String(_) | Value::Number(_))) => Ok(v),
+        _ => Err(format!("ordering field `{field}` (order_by) is missing or not a string or number")),
+    }
+}
+
+/// Whether a record whose ordering value is `new` replaces an item whose value is `stored`
+/// (`None`: the item has none): DynamoDB's `attribute_not_exists(#o) OR #o <= :o`. Numbers
+/// compare by value, strings by their UTF-8 bytes; a number and a string do not compare, so
+/// the stored item stays.
+pub fn replaces(new: &Value, stored: Option<&Value>) -> bool {
+    let decimal = |n: &serde_json::Number| {
+        let text = n.to_string();
+        Decimal::from_str_exact(&text).or_else(|_| Decimal::from_scientific(&text)).ok()
+    };
+    match (stored, new) {
+        (None, _) => true,
+        (Some(Value::String(old)), Value::String(new)) => old.as_bytes() <= new.as_bytes(),
+        (Some(Value::Number(old)), Value::Number(new)) => match (decimal(old), decimal(new)) {
+            (Some(old), Some(new)) => old <= new,
+            _ => old.as_f64().zip(new.as_f64()).is_some_and(|(o, n)| o <= n),
+        },
+        (Some(_), _) => false,
+    }
+}
+
+/// `put` with `order_by`: which records of a batch another record of the same key supersedes
+/// (by [`replaces`], a tie going to the later record). Only the rest are written, each under
+/// its condition; the superseded ones count as unchanged. `records` are (index, item) pairs of
+/// valid items, in batch order.
+pub fn superseded(records: &[(usize, &Map<String, Value>)], key: &[String], field: &str) -> Vec<usize> {
+    let mut best: std::collections::HashMap<Vec<(&'static str, String)>, (usize, &Value)> =
+        std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for &(index, map) in records {
+        let Ok(value) = order_value(map, field) else { continue };
+        let id: Vec<(&'static str, String)> =
+            key.iter().filter_map(|k| map.get(k)).map(|v| (key_type(v), key_text(v))).collect();
+        match best.get(&id) {
+            Some(&(_, kept)) if !replaces(value, Some(kept)) => out.push(index),
+            Some(&(earlier, _)) => {
+                out.push(earlier);
+                best.insert(id, (index, value));
+            }
+            None => {
+                best.insert(id, (index, value));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 /// A key (or group) attribute: a non-empty string or a number.
 pub fn key_part<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     match map.get(field) {
@@ -117,6 +172,39 @@ mod tests {
             assert!(item(bad, &key(), "").is_err(), "{bad}");
         }
         assert_ne!((key_type(&Value::from(1)), key_text(&Value::from(1))), (key_type(&Value::from("1")), "1".into()));
+    }
+
+    #[test]
+    fn a_record_replaces_an_item_only_when_it_is_not_older() {
+        let v = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert!(replaces(&v("2"), None), "an item without the field is overwritten");
+        assert!(replaces(&v("10"), Some(&v("9"))), "numbers by value, not by text");
+        assert!(!replaces(&v("9"), Some(&v("10"))));
+        assert!(replaces(&v("1.50"), Some(&v("1.5"))), "equal: the redelivery rewrites the same");
+        assert!(replaces(&v(r#""2025-06-02T00:00:00Z""#), Some(&v(r#""2025-06-01T23:59:59Z""#))));
+        assert!(!replaces(&v(r#""2025-06-01""#), Some(&v(r#""2025-06-02""#))));
+        assert!(!replaces(&v(r#""9""#), Some(&v("1"))), "a string and a number do not compare");
+        let map = serde_json::from_str::<Map<String, Value>>(r#"{"pk":"a","at":true}"#).unwrap();
+        assert!(order_value(&map, "at").is_err() && order_value(&map, "missing").is_err());
+    }
+
+    #[test]
+    fn in_a_batch_the_latest_record_of_a_key_supersedes_the_others() {
+        let maps: Vec<Map<String, Value>> = [
+            r#"{"pk":"a","at":2}"#,
+            r#"{"pk":"a","at":1}"#,
+            r#"{"pk":"b","at":1}"#,
+            r#"{"pk":"a","at":2}"#,
+            r#"{"pk":1,"at":0}"#,
+            r#"{"pk":"b","at":"x"}"#,
+        ]
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+        let records: Vec<(usize, &Map<String, Value>)> = maps.iter().enumerate().collect();
+        // a: 0 and 1 lose to 3 (a tie goes to the later); b: the string does not compare with 1;
+        // the number key 1 is not the string "1"'s.
+        assert_eq!(superseded(&records, &key(), "at"), [0, 1, 5]);
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl TableSink {
     pub fn new(db: Database, config: TableConfig) -> Result<Self, SinkError> {
         let sink = TableSink { db, config };
         let ddl = match &sink.config.mode {
-            TableMode::Put | TableMode::PutIfAbsent => format!(
+            TableMode::Put { .. } | TableMode::PutIfAbsent => format!(
                 "CREATE TABLE IF NOT EXISTS {} (pk TEXT NOT NULL, sk TEXT NOT NULL DEFAULT '', item TEXT NOT NULL, \
                  record_id TEXT NOT NULL, chain TEXT NOT NULL, PRIMARY KEY (pk, sk))",
                 quote_ident("t_", &sink.config.name)
@@ -96,6 +96,20 @@ impl TableSink {
         let mut report = SinkReport::default();
         let mut conn = self.db.lock();
         let tx = conn.transaction().map_err(|e| self.error(e))?;
+        // `put` with `order_by`: the records of a key that a later or newer one supersedes.
+        let superseded: std::collections::HashSet<usize> = match &self.config.mode {
+            TableMode::Put { order_by: Some(field) } => {
+                let maps: Vec<(usize, serde_json::Map<String, serde_json::Value>)> = (delivery.emitted.iter())
+                    .enumerate()
+                    .filter_map(|(i, e)| {
+                        rules::item(&e.record.body, &self.config.key, delivery.chain).ok().map(|m| (i, m))
+                    })
+                    .collect();
+                let refs: Vec<_> = maps.iter().map(|(i, m)| (*i, m)).collect();
+                rules::superseded(&refs, &self.config.key, field).into_iter().collect()
+            }
+            _ => Default::default(),
+        };
         for (index, emitted) in delivery.emitted.iter().enumerate() {
             let aggregate = matches!(self.config.mode, TableMode::Aggregate { .. });
             let chain = if aggregate { "" } else { delivery.chain };
@@ -107,12 +121,44 @@ impl TableSink {
                 }
             };
             match &self.config.mode {
-                TableMode::Put | TableMode::PutIfAbsent => {
+                TableMode::Put { .. } | TableMode::PutIfAbsent => {
                     // rules::item checked every key attribute.
                     let keys: Vec<String> =
                         self.config.key.iter().filter_map(|k| body.get(k)).map(rules::key_text).collect();
                     let sk = keys.get(1).cloned().unwrap_or_default();
-                    let conflict = if self.config.mode == TableMode::Put {
+                    if let TableMode::Put { order_by: Some(field) } = &self.config.mode {
+                        let new = match rules::order_value(&body, field) {
+                            Ok(v) => v,
+                            Err(reason) => {
+                                report.unwritable.push(Unwritable { index, reason });
+                                continue;
+                            }
+                        };
+                        if superseded.contains(&index) {
+                            report.unchanged += 1;
+                            continue;
+                        }
+                        let stored: Option<String> = tx
+                            .query_row(
+                                &format!(
+                                    "SELECT item FROM {} WHERE pk = ?1 AND sk = ?2",
+                                    quote_ident("t_", &self.config.name)
+                                ),
+                                params![keys[0], sk],
+                                |r| r.get(0),
+                            )
+                            .optional()
+                            .map_err(|e| self.error(e))?;
+                        let stored: Option<serde_json::Value> =
+                            stored.as_deref().and_then(|text| serde_json::from_str(text).ok());
+                        if let Some(item) = &stored
+                            && !rules::replaces(new, item.get(field))
+                        {
+                            report.unchanged += 1; // an older record than the item's: a redelivery
+                            continue;
+                        }
+                    }
+                    let conflict = if matches!(self.config.mode, TableMode::Put { .. }) {
                         "DO UPDATE SET item = excluded.item, record_id = excluded.record_id, chain = excluded.chain"
                     } else {
                         "DO NOTHING"
