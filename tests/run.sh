@@ -2,7 +2,8 @@
 # weir's whole test suite: the README's test command, and what CI runs (.ci/run).
 #
 #   0. README command 1 (the orders example, run locally), whose build every later step reuses;
-#   1. the Rust workspace (host, CLI, ...): `cargo test --workspace`; its build script compiles
+#   1. the Rust workspace (host, CLI, ...): `cargo test --workspace` (built first, then run beside
+#      step 3, which has the binaries it needs by then); its build script compiles
 #      the example and hostile plugins to wasm32-wasip2 first; the AWS integration tests run
 #      against moto server and dynalite, installed here (into .venv-moto and target/emulators);
 #      cargo-lambda (into .venv-cargo-lambda) runs the Lambda's bootstrap binary in its tests,
@@ -130,9 +131,15 @@ built_once() {
   fi
 }
 
-cargo_suite workspace cargo test --workspace --locked --no-fail-fast
+# The test build first (so that the terraform checks below have the binaries), then the tests.
+section "workspace test build: cargo test --workspace --no-run"
+build_log=$logs/workspace-build.log
+cargo test --workspace --locked --no-run 2>&1 | tee "$build_log"
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+  failed=$((failed + 1)); failures+=("workspace test build")
+fi
 section "build once: cargo test after README command 1"
-built_once "cargo test --workspace" "$logs/workspace.log"
+built_once "cargo test --workspace" "$build_log"
 
 # The function packaged as deployed, built with the profile and target triple the tests just
 # built, so it only links. (The release build for Lambda is the deploy command in the README,
@@ -156,13 +163,25 @@ else
   skip "cargo-lambda is not installed; the function was not packaged"
 fi
 
+# The terraform checks run beside the Rust tests: both spend most of their time waiting on
+# emulators (each starts its own, on its own port), and nothing is built from here on. Their
+# output is shown when they end.
+tf_log=$logs/terraform.log
+tf_pid=""
+if [ -f terraform/tests/run.sh ]; then
+  section "terraform (in the background, beside the Rust tests): bash terraform/tests/run.sh > $tf_log"
+  bash terraform/tests/run.sh > "$tf_log" 2>&1 &
+  tf_pid=$!
+fi
+
+cargo_suite workspace cargo test --workspace --locked --no-fail-fast
 cargo_suite plugins cargo test --locked --manifest-path plugins/Cargo.toml
 
 section "terraform"
-if [ -f terraform/tests/run.sh ]; then
-  tf_log=$logs/terraform.log
-  bash terraform/tests/run.sh 2>&1 | tee "$tf_log"
-  rc=${PIPESTATUS[0]}
+if [ -n "$tf_pid" ]; then
+  wait "$tf_pid"
+  rc=$?
+  cat "$tf_log"
   while IFS= read -r s; do skip "terraform: $s"; done < <(sed -n 's/^\*\*\* SKIPPED: //p' "$tf_log")
   line=$(grep -E '^terraform: [0-9]+ passed, [0-9]+ failed' "$tf_log" | tail -1)
   p=$(echo "$line" | awk '{print $2+0}')
