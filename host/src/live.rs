@@ -47,6 +47,9 @@ pub struct LiveChain {
     checked_at: Option<Instant>,
     /// The ETag of the running version, and of the last refused one.
     running: Option<(String, Manifest)>,
+    /// The version before the running one, while the caller installs the running one (see
+    /// [`LiveChain::not_installed`]).
+    previous: Option<(String, Manifest)>,
     refused_etag: Option<String>,
     /// The caller's own check of a new version (its pipeline file), before anything loads.
     check: Option<Check>,
@@ -71,6 +74,7 @@ impl LiveChain {
             refresh,
             checked_at: None,
             running: None,
+            previous: None,
             refused_etag: None,
             check: None,
         }
@@ -136,7 +140,7 @@ impl LiveChain {
         match self.load(&manifest).await {
             Ok(chain) => {
                 tracing::info!(version = manifest.version, chain = %chain.version(), "loaded pipeline version");
-                self.running = Some((etag, manifest.clone()));
+                self.previous = self.running.replace((etag, manifest.clone()));
                 self.refused_etag = None;
                 Refresh::Loaded { manifest, chain: Box::new(chain) }
             }
@@ -148,6 +152,15 @@ impl LiveChain {
                 Refresh::Refused { version: Some(manifest.version), reason: e }
             }
         }
+    }
+
+    /// The caller could not put the version [`LiveChain::refresh`] just loaded to work (its
+    /// sinks: a table the stack lacks, an AWS call that failed): the version before it counts as
+    /// running again, so that the next check loads the new one again and the caller retries it,
+    /// by then perhaps with the table created or the call going through. Nothing is refused for
+    /// good: the fault may be the stack's, not the version's.
+    pub fn not_installed(&mut self) {
+        self.running = self.previous.take();
     }
 
     /// Fetches, verifies and compiles every stage of `manifest`.

@@ -182,8 +182,10 @@ impl Host {
             Refresh::NotDue | Refresh::Unchanged => {}
             Refresh::Loaded { manifest, chain } => {
                 if let Err(e) = self.install(&manifest, *chain) {
-                    // The pipeline file fit the bindings; the deployed tables or an AWS lookup did not.
-                    tracing::error!(version = manifest.version, error = %e, "cannot build the sinks of a new version; the last good chain keeps running");
+                    // The pipeline file fit the bindings; the deployed tables or an AWS lookup did
+                    // not. Tried again on the next manifest check: the stack may be fixed by then.
+                    tracing::error!(version = manifest.version, error = %e, "cannot build the sinks of a new version; the last good chain keeps running, and the version is tried again on the next check");
+                    self.live.not_installed();
                     self.emf.refusal();
                 }
             }

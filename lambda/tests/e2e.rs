@@ -697,6 +697,54 @@ fn versions_that_do_not_fit_the_deployment_are_refused() {
     assert_eq!(refusals(&cold_metrics), 1);
 }
 
+/// A version whose sinks the stack cannot build yet (a table its bindings name is not there) is
+/// not refused for good: the last good chain runs on, and the version is tried again on every
+/// manifest check, so that it goes live once the table exists.
+#[test]
+fn a_version_the_stack_cannot_run_yet_goes_live_once_it_can() {
+    let Some(w) = World::new() else { return };
+    // The document names a third table, which terraform has not created yet.
+    let text = w.rt.block_on(w.aws.s3.get_object().bucket(PLUGINS).key(BINDINGS).send()).expect("bindings");
+    let text = w.rt.block_on(text.body.collect()).expect("body").into_bytes();
+    let mut doc: Value = serde_json::from_slice(&text).unwrap();
+    doc["tables"]["currency_stats"] =
+        json!({"name": "weir-currency-stats", "arn": null, "hash_key": "currency", "range_key": null});
+    let body = doc.to_string().into_bytes();
+    w.rt.block_on(w.aws.s3.put_object().bucket(PLUGINS).key(BINDINGS).body(body.into()).send()).expect("put");
+
+    let stages = [("validate", bytes(wasm::VALIDATE_ORDER)), ("enrich", bytes(wasm::ENRICH_ORDER))];
+    let stages: Vec<(&str, &[u8])> = stages.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+    w.publish(&stages, "0", None);
+    let (host, metrics) = w.host("");
+    no_failures(&w.invoke(&host, sqs_batch(0..2)).expect("invoke"));
+    assert_eq!(running(&host).1, 1);
+
+    // v2 writes that table.
+    let artifacts: BTreeMap<String, Artifact> =
+        stages.iter().map(|(stage, wasm)| (stage.to_string(), w.upload(wasm))).collect();
+    let extra = format!(
+        "{}\n[[sinks.table]]\nname = \"currency_stats\"\nkey = [\"currency\"]\nmode = \"put\"\n",
+        definition("0")
+    );
+    let file = std::path::Path::new("weir.toml");
+    w.rt.block_on(w.store.publish(|current| {
+        manifest::draft(current, Some((file, extra.clone())), &artifacts, None, PIPELINE, "currency table".into())
+    }))
+    .expect("publish v2");
+    for range in [2..4, 4..6] {
+        no_failures(&w.invoke(&host, sqs_batch(range)).expect("the last good chain runs on"));
+        assert_eq!(running(&host).1, 1, "v2 cannot run without its table");
+    }
+    assert_eq!(refusals(&metrics), 2, "tried on every check, counted each time");
+
+    // Terraform creates the table: the next check puts v2 to work.
+    w.rt.block_on(emulators::create_table(&w.aws.dynamodb, "weir-currency-stats", "currency"));
+    no_failures(&w.invoke(&host, sqs_batch(6..8)).expect("invoke"));
+    assert_eq!(running(&host).1, 2, "v2 live once its table exists");
+    let items = w.rt.block_on(w.aws.dynamodb.scan().table_name("weir-currency-stats").send()).expect("scan");
+    assert!(items.count() > 0, "v2 wrote its table");
+}
+
 /// cargo-lambda on PATH, or where `tests/run.sh` installs it.
 fn cargo_lambda() -> Option<std::path::PathBuf> {
     let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-cargo-lambda/bin/cargo-lambda");

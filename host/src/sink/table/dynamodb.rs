@@ -320,7 +320,7 @@ impl DynamoTable {
             for (_, id, _) in &members {
                 let mut marker = Put::builder()
                     .table_name(&self.table_name)
-                    .item(key, AttributeValue::S(format!("{SEEN_PREFIX}{id}")))
+                    .item(key, AttributeValue::S(marker(id)))
                     .condition_expression("attribute_not_exists(#k)")
                     .expression_attribute_names("#k", key);
                 if let (Some(attr), Some(at)) = (&self.marker_ttl_attribute, &expires) {
@@ -402,6 +402,23 @@ impl DynamoTable {
                                 return result;
                             }
                             display
+                        }
+                        None if is_validation(e.as_service_error().and_then(|s| s.meta().code())) => {
+                            // DynamoDB refused the transaction itself (ValidationException): no
+                            // retry can help. One record alone is unwritable with DynamoDB's
+                            // message; several are tried one by one, so that the one refused does
+                            // not fail its neighbours until they reach the DLQ.
+                            if members.len() == 1 {
+                                result.unwritable.extend(members.iter().map(|(i, _, _)| (*i, display.clone())));
+                                return result;
+                            }
+                            let why = &display;
+                            tracing::info!(table = %self.table_name, reason = %why, "a transaction was refused; writing its records one by one");
+                            for member in std::mem::take(&mut members) {
+                                let alone = Box::pin(self.aggregate_group(group.clone(), vec![member])).await;
+                                result.absorb(alone);
+                            }
+                            return result;
                         }
                         None => {
                             let transient = e.as_service_error().is_some_and(|s| {
@@ -578,6 +595,15 @@ struct GroupResult {
     failed: Vec<(usize, String)>,
 }
 
+impl GroupResult {
+    fn absorb(&mut self, other: GroupResult) {
+        self.written.extend(other.written);
+        self.unchanged.extend(other.unchanged);
+        self.unwritable.extend(other.unwritable);
+        self.failed.extend(other.failed);
+    }
+}
+
 /// Runs futures with at most `limit` in flight, in order of completion.
 /// Runs `futures` at most `limit` at a time, on the caller's task: the one concurrency pattern
 /// of this sink's three modes.
@@ -593,6 +619,18 @@ impl Sink for DynamoTable {
 
     fn write<'a>(&'a mut self, delivery: &'a Delivery<'a>) -> SinkFuture<'a, SinkReport> {
         Box::pin(self.write_async(delivery))
+    }
+}
+
+/// The key of a record's aggregate marker: `weir-seen#<record id>`, or, for an id too long for a
+/// partition key (an object key of a kilobyte and its version), `weir-seen#sha256:<hex of the
+/// id>` (no marker of the first form can have been written for such an id).
+pub fn marker(id: &str) -> String {
+    let plain = format!("{SEEN_PREFIX}{id}");
+    if plain.len() <= rules::MAX_PARTITION_KEY_BYTES {
+        plain
+    } else {
+        format!("{SEEN_PREFIX}sha256:{}", hex::encode(Sha256::digest(id.as_bytes())))
     }
 }
 

@@ -21,8 +21,11 @@ pub fn item(body: &str, key: &[String], chain: &str) -> Result<Map<String, Value
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(body) else {
         return Err("a table item must be a JSON object".into());
     };
-    for k in key {
-        key_part(&map, k).ok_or_else(|| format!("key attribute `{k}` is missing, empty, or not a string or number"))?;
+    for (i, k) in key.iter().enumerate() {
+        let value = key_part(&map, k)
+            .ok_or_else(|| format!("key attribute `{k}` is missing, empty, or not a string or number"))?;
+        let limit = if i == 0 { MAX_PARTITION_KEY_BYTES } else { MAX_SORT_KEY_BYTES };
+        key_size(k, value, limit)?;
     }
     let size = item_size(&map) + if chain.is_empty() { 0 } else { CHAIN_ATTRIBUTE.len() + chain.len() };
     if size > MAX_ITEM_BYTES {
@@ -86,6 +89,20 @@ pub fn superseded(records: &[(usize, &Map<String, Value>)], key: &[String], fiel
     out
 }
 
+/// DynamoDB's limits on a key attribute's value: 2048 bytes for a partition key, 1024 for a
+/// sort key. A record over them is unwritable, in both backends alike.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
+fn key_size(field: &str, value: &Value, limit: usize) -> Result<(), String> {
+    match value {
+        Value::String(s) if s.len() > limit => {
+            Err(format!("key attribute `{field}` is {} bytes, over DynamoDB's {limit}-byte limit", s.len()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A key (or group) attribute: a non-empty string or a number.
 pub fn key_part<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     match map.get(field) {
@@ -103,6 +120,7 @@ pub fn deltas<'a>(
     counters: &[Counter],
 ) -> Result<(&'a Value, Vec<Decimal>), String> {
     let group = key_part(map, group_by).ok_or_else(|| format!("group field `{group_by}` is missing or empty"))?;
+    key_size(group_by, group, MAX_PARTITION_KEY_BYTES)?;
     let mut values = Vec::with_capacity(counters.len());
     for c in counters {
         match (c.op, &c.field) {
@@ -205,6 +223,17 @@ mod tests {
         // a: 0 and 1 lose to 3 (a tie goes to the later); b: the string does not compare with 1;
         // the number key 1 is not the string "1"'s.
         assert_eq!(superseded(&records, &key(), "at"), [0, 1, 5]);
+    }
+
+    #[test]
+    fn keys_over_dynamodb_limits_are_refused() {
+        let long = |n: usize| format!(r#"{{"pk":"{}","sk":"{}"}}"#, "p".repeat(n), "s".repeat(n / 2));
+        assert!(item(&long(2048), &["pk".into(), "sk".into()], "").is_ok());
+        let err = item(&long(2049), &key(), "").unwrap_err();
+        assert!(err.contains("`pk` is 2049 bytes, over DynamoDB's 2048-byte limit"), "{err}");
+        assert!(item(&long(2050), &["pk".into(), "sk".into()], "").unwrap_err().contains("`pk`"));
+        let sort = format!(r#"{{"pk":"a","sk":"{}"}}"#, "s".repeat(1025));
+        assert!(item(&sort, &["pk".into(), "sk".into()], "").unwrap_err().contains("`sk` is 1025 bytes"));
     }
 
     #[test]
