@@ -84,6 +84,11 @@ struct World {
     _moto: Process,
 }
 
+/// The pipeline file with one more table, `currency_stats`, keyed by currency.
+fn with_currency_table() -> String {
+    format!("{}\n[[sinks.table]]\nname = \"currency_stats\"\nkey = [\"currency\"]\nmode = \"put\"\n", definition("0"))
+}
+
 fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -232,14 +237,29 @@ impl World {
 
     /// Publishes `artifacts` (stage -> bytes) with the pipeline file for `tax_rate`.
     fn publish(&self, artifacts: &[(&str, &[u8])], tax_rate: &str, key: Option<&SigningKey>) -> Manifest {
+        self.publish_file(artifacts, &definition(tax_rate), key, "test")
+    }
+
+    /// Publishes `artifacts` (stage -> bytes) with this pipeline file.
+    fn publish_file(&self, artifacts: &[(&str, &[u8])], text: &str, key: Option<&SigningKey>, note: &str) -> Manifest {
         let artifacts: BTreeMap<String, Artifact> =
             artifacts.iter().map(|(stage, wasm)| (stage.to_string(), self.upload(wasm))).collect();
         let file = std::path::Path::new("weir.toml");
         self.rt
             .block_on(self.store.publish(|current| {
-                manifest::draft(current, Some((file, definition(tax_rate))), &artifacts, key, PIPELINE, "test".into())
+                manifest::draft(current, Some((file, text.to_string())), &artifacts, key, PIPELINE, note.into())
             }))
             .expect("publish")
+    }
+
+    /// Rewrites the deployment's bindings document (as a terraform apply would).
+    fn edit_bindings(&self, edit: impl FnOnce(&mut Value)) {
+        let text = self.rt.block_on(self.aws.s3.get_object().bucket(PLUGINS).key(BINDINGS).send()).expect("bindings");
+        let text = self.rt.block_on(text.body.collect()).expect("body").into_bytes();
+        let mut doc: Value = serde_json::from_slice(&text).unwrap();
+        edit(&mut doc);
+        let body = doc.to_string().into_bytes();
+        self.rt.block_on(self.aws.s3.put_object().bucket(PLUGINS).key(BINDINGS).body(body.into()).send()).expect("put");
     }
 
     fn item(&self, order_id: &str, user: &str) -> Option<Value> {
@@ -666,29 +686,14 @@ fn versions_that_do_not_fit_the_deployment_are_refused() {
     assert_eq!(running(&host).1, 1);
 
     // v2 adds a table the stack does not have.
-    let artifacts: BTreeMap<String, Artifact> =
-        stages.iter().map(|(stage, wasm)| (stage.to_string(), w.upload(wasm))).collect();
-    let extra = format!(
-        "{}\n[[sinks.table]]\nname = \"currency_stats\"\nkey = [\"currency\"]\nmode = \"put\"\n",
-        definition("0")
-    );
-    let file = std::path::Path::new("weir.toml");
-    w.rt.block_on(w.store.publish(|current| {
-        manifest::draft(current, Some((file, extra.clone())), &artifacts, None, PIPELINE, "extra table".into())
-    }))
-    .expect("publish v2");
+    w.publish_file(&stages, &with_currency_table(), None, "extra table");
     no_failures(&w.invoke(&host, sqs_batch(2..4)).expect("the last good chain runs on"));
     assert_eq!(running(&host).1, 1, "v2 refused");
     assert_eq!(refusals(&metrics), 1);
 
     // The document says `orders` is keyed by pk; the table it names is keyed by id.
     w.rt.block_on(emulators::create_table(&w.aws.dynamodb, "weir-wrong-key", "id"));
-    let text = w.rt.block_on(w.aws.s3.get_object().bucket(PLUGINS).key(BINDINGS).send()).expect("bindings");
-    let text = w.rt.block_on(text.body.collect()).expect("body").into_bytes();
-    let mut doc: Value = serde_json::from_slice(&text).unwrap();
-    doc["tables"]["orders"]["name"] = json!("weir-wrong-key");
-    let body = doc.to_string().into_bytes();
-    w.rt.block_on(w.aws.s3.put_object().bucket(PLUGINS).key(BINDINGS).body(body.into()).send()).expect("put");
+    w.edit_bindings(|doc| doc["tables"]["orders"]["name"] = json!("weir-wrong-key"));
     // Back to v1's file (a rollback), on a cold host reading the changed document.
     w.rt.block_on(w.store.rollback(Some(1))).expect("rollback");
     let (cold, cold_metrics) = w.host("");
@@ -704,13 +709,10 @@ fn versions_that_do_not_fit_the_deployment_are_refused() {
 fn a_version_the_stack_cannot_run_yet_goes_live_once_it_can() {
     let Some(w) = World::new() else { return };
     // The document names a third table, which terraform has not created yet.
-    let text = w.rt.block_on(w.aws.s3.get_object().bucket(PLUGINS).key(BINDINGS).send()).expect("bindings");
-    let text = w.rt.block_on(text.body.collect()).expect("body").into_bytes();
-    let mut doc: Value = serde_json::from_slice(&text).unwrap();
-    doc["tables"]["currency_stats"] =
-        json!({"name": "weir-currency-stats", "arn": null, "hash_key": "currency", "range_key": null});
-    let body = doc.to_string().into_bytes();
-    w.rt.block_on(w.aws.s3.put_object().bucket(PLUGINS).key(BINDINGS).body(body.into()).send()).expect("put");
+    w.edit_bindings(|doc| {
+        doc["tables"]["currency_stats"] =
+            json!({"name": "weir-currency-stats", "arn": null, "hash_key": "currency", "range_key": null})
+    });
 
     let stages = [("validate", bytes(wasm::VALIDATE_ORDER)), ("enrich", bytes(wasm::ENRICH_ORDER))];
     let stages: Vec<(&str, &[u8])> = stages.iter().map(|(s, b)| (*s, b.as_slice())).collect();
@@ -720,17 +722,7 @@ fn a_version_the_stack_cannot_run_yet_goes_live_once_it_can() {
     assert_eq!(running(&host).1, 1);
 
     // v2 writes that table.
-    let artifacts: BTreeMap<String, Artifact> =
-        stages.iter().map(|(stage, wasm)| (stage.to_string(), w.upload(wasm))).collect();
-    let extra = format!(
-        "{}\n[[sinks.table]]\nname = \"currency_stats\"\nkey = [\"currency\"]\nmode = \"put\"\n",
-        definition("0")
-    );
-    let file = std::path::Path::new("weir.toml");
-    w.rt.block_on(w.store.publish(|current| {
-        manifest::draft(current, Some((file, extra.clone())), &artifacts, None, PIPELINE, "currency table".into())
-    }))
-    .expect("publish v2");
+    w.publish_file(&stages, &with_currency_table(), None, "currency table");
     for range in [2..4, 4..6] {
         no_failures(&w.invoke(&host, sqs_batch(range)).expect("the last good chain runs on"));
         assert_eq!(running(&host).1, 1, "v2 cannot run without its table");

@@ -1,7 +1,7 @@
 """What the Python checks of terraform/tests/ share: one line per check, a count, and the two
 things moto needs undone around object access and SQS delivery.
 
-    from checks import check, expect, short, summary, lifted_bucket_policies, paused_event_sources
+    from checks import check, expect, exactly_one_of, short, summary, lifted_bucket_policies, paused_event_sources
 
 `check(name, fn)` runs `fn`; an exception or a result other than None/True fails the check
 (never the script). `summary(label)` prints `<label>: N passed, M failed` and returns the exit
@@ -21,6 +21,15 @@ def short(x, n=1500):
 def expect(cond, got):
     """True when `cond` holds, else `got` (what the failed check prints)."""
     return True if cond else got
+
+
+def exactly_one_of(parts, inputs, show=10):
+    """Conservation: every input is in exactly one of `parts` (sets of input ids), nothing else is."""
+    union = set().union(*parts)
+    disjoint = sum(map(len, parts)) == len(union)
+    return expect(disjoint and union == inputs,
+                  {"missing": sorted(inputs - union)[:show], "extra": sorted(union - inputs)[:show],
+                   "sizes": list(map(len, parts)), "inputs": len(inputs)})
 
 
 def check(name, fn):
