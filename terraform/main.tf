@@ -100,6 +100,7 @@ module "function" {
   rejects_queue_arn       = module.ingest.pipelines[each.key].rejects_queue_arn
   rejects_queue_url       = module.ingest.pipelines[each.key].rejects_queue_url
   input_queue_arn         = module.ingest.pipelines[each.key].input_queue_arn
+  input_queue_url         = module.ingest.pipelines[each.key].input_queue_url
   sns_kms_key_arn         = var.sns_kms_key_arn
   refresh_seconds         = each.value.refresh_seconds
   signing_keys            = each.value.signing_keys

@@ -28,10 +28,13 @@
 //!    abandons a batch's writes still running just before it ([`answer_reserve`]):
 //!    unfinished messages are failed and redelivered, and an object being read is
 //!    checkpointed ([`S3Checkpoints`](weir_host::pipeline::checkpoints::S3Checkpoints)) so that
-//!    its retry resumes after the rows already done;
+//!    its retry resumes after the rows already done (with a ranged GET for plain CSV and JSON
+//!    Lines). An object message from a standard input queue that made progress is instead
+//!    continued in a new message ([`continuation`]), so that it does not spend a receive;
 //!    see the README's failure policy.
 //! 4. writes per-stage and per-invocation metrics as CloudWatch EMF ([`emf`]).
 
+pub mod continuation;
 pub mod emf;
 pub mod settings;
 
@@ -49,12 +52,14 @@ use weir_host::manifest::{Manifest, ManifestStore};
 use weir_host::metrics::MetricsSnapshot;
 use weir_host::pipeline::build::WireError;
 use weir_host::pipeline::checkpoints::S3Checkpoints;
+use weir_host::pipeline::deployment::InputBinding;
 use weir_host::pipeline::deployment::{DeployError, Deployment};
 use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, build};
 use weir_host::source::lambda::{
-    Event, EventError, SqsBatchResponse, read_objects, s3_event_id, s3_objects, sns_event_id, sns_items,
+    Event, EventError, SqsBatchResponse, s3_event_id, s3_objects, sns_event_id, sns_items,
 };
-use weir_host::source::objects::Objects;
+use weir_host::source::objects::{Objects, read_unit};
+use weir_host::source::resume::by_count;
 use weir_host::{Chain, Engine};
 
 pub use emf::Emf;
@@ -100,6 +105,8 @@ pub enum InstallError {
 struct Active {
     runner: Runner,
     objects: Objects,
+    /// The input queue, where objects cut off by the deadline are continued.
+    input: Option<InputBinding>,
     /// The pipeline file the sinks were built from.
     definition: String,
     version: u64,
@@ -238,7 +245,8 @@ impl Host {
         let at = &self.deployment.checkpoints;
         let checkpoints = S3Checkpoints::new(s3, runtime, &at.bucket, &at.prefix);
         runner.set_checkpoints(Some(Box::new(checkpoints)));
-        self.active = Some(Active { runner, objects, definition, version: manifest.version });
+        let input = self.deployment.input.clone();
+        self.active = Some(Active { runner, objects, input, definition, version: manifest.version });
         Ok(())
     }
 
@@ -262,7 +270,7 @@ impl Host {
         active.runner.set_deadline(out_of_time);
         active.runner.set_write_deadline(writes_end);
         let before = (active.runner.stats().clone(), stage_snapshots(&active.runner));
-        let result = run_event(active, payload);
+        let result = run_event(active, &self.aws, payload);
         active.runner.set_deadline(None);
         active.runner.set_write_deadline(None);
         let after = (active.runner.stats().clone(), stage_snapshots(&active.runner));
@@ -275,11 +283,29 @@ fn stage_snapshots(runner: &Runner) -> BTreeMap<String, MetricsSnapshot> {
     runner.stages().into_iter().map(|s| (s.name, s.metrics)).collect()
 }
 
-fn run_event(active: &mut Active, payload: Value) -> Result<SqsBatchResponse, HandlerError> {
+fn run_event(active: &mut Active, aws: &Aws, payload: Value) -> Result<SqsBatchResponse, HandlerError> {
     let failures: BTreeMap<String, String> = match Event::from_value(payload)? {
         Event::Empty => BTreeMap::new(),
         Event::Sqs(event) => {
-            let failed = active.runner.run_sqs_event(&event.records, &active.objects)?;
+            let outcome = active.runner.run_sqs_event(&event.records, &active.objects)?;
+            let mut failed = outcome.failed;
+            for (id, at) in outcome.cut {
+                let message = event.records.iter().find(|m| m.message_id.as_deref() == Some(id.as_str()));
+                let (Some(input), Some(message)) = (&active.input, message) else { continue };
+                if !continuation::applies(input, message) {
+                    continue;
+                }
+                match aws.runtime.block_on(continuation::send(&aws.sqs, input, message, &at)) {
+                    Ok(next) => {
+                        tracing::info!(message = %id, continuation = %next, object = at.object, items = at.items, "cut off by the deadline; continued in a new message");
+                        active.runner.clear_checkpoint(&id);
+                        failed.remove(&id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(message = %id, error = %e, "cannot send the continuation; the message is redelivered and resumes at its checkpoint")
+                    }
+                }
+            }
             for (id, reason) in &failed {
                 tracing::warn!(message = %id, reason = %reason, "message not completed; reported for redelivery");
             }
@@ -287,13 +313,15 @@ fn run_event(active: &mut Active, payload: Value) -> Result<SqsBatchResponse, Ha
         }
         Event::S3(event) => {
             // One unit, resumable: identified by its objects and their versions.
-            let items = read_objects(s3_objects(&event.records), active.objects.clone());
-            active.runner.run_resumable(&s3_event_id(&event.records), items, true)?.into_iter().collect()
+            let (refs, objects) = (s3_objects(&event.records), active.objects.clone());
+            let read = |from, marks| read_unit(refs, objects, from, marks);
+            active.runner.run_resumable(&s3_event_id(&event.records), read, true, None)?.failure.into_iter().collect()
         }
         Event::Sns(event) => {
-            // One unit, resumable like a direct S3 event: identified by its SNS message ids.
+            // One unit, resumable by count: identified by its SNS message ids.
             let items = sns_items(&event.records, &active.objects);
-            active.runner.run_resumable(&sns_event_id(&event.records), items, true)?.into_iter().collect()
+            let read = |from: Option<_>, marks| by_count(items, from.as_ref(), &marks);
+            active.runner.run_resumable(&sns_event_id(&event.records), read, true, None)?.failure.into_iter().collect()
         }
     };
     match failures.iter().next() {

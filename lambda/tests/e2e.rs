@@ -9,7 +9,8 @@
 //! - signatures: with keys configured, unsigned and wrongly signed versions are refused;
 //! - partial batch failure: `batchItemFailures` is exactly the messages that failed;
 //! - direct S3 events; an object cut off by the invocation deadline is failed, and its
-//!   redelivery completes it with no duplicate effect.
+//!   redelivery completes it with no duplicate effect; with the input queue bound, it goes on
+//!   in continuation messages instead, over as many invocations as it needs.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -639,6 +640,81 @@ fn direct_s3_events_and_objects_cut_off_by_the_deadline_resume_on_redelivery() {
     assert_eq!(invocation_inputs(&metrics), 40);
     assert_eq!(w.user_orders(), expected);
     assert_eq!(w.count(RESULTS), good_a + good_b);
+}
+
+/// An object that needs several invocations goes on in continuation messages: each invocation
+/// the deadline cuts off answers no failure, sends one new message to the input queue carrying
+/// where to go on (a byte offset: the next one reads on with a ranged GET), and that message is
+/// a first receive; the object finishes with every row written once and no checkpoint left.
+#[test]
+fn a_large_object_goes_on_in_continuation_messages_without_spending_receives() {
+    let Some(w) = World::new() else { return };
+    let (input_url, input_arn) = w.rt.block_on(async {
+        let q = w.aws.sqs.create_queue().queue_name("input").send().await.expect("queue");
+        let url = q.queue_url().unwrap().to_string();
+        let name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+        let attrs = w.aws.sqs.get_queue_attributes().queue_url(&url).attribute_names(name.clone()).send();
+        let arn = attrs.await.expect("attributes").attributes().unwrap()[&name].clone();
+        (url, arn)
+    });
+    w.edit_bindings(|doc| doc["input"] = json!({"queue_url": input_url, "queue_arn": input_arn}));
+    w.publish(&[("validate", &bytes(wasm::VALIDATE_ORDER)), ("enrich", &bytes(wasm::ENRICH_ORDER))], "0", None);
+    let (host, metrics) = w.host("");
+
+    // 60 rows in batches of 10; each invocation has time for two batches.
+    let lines: String = (2000..2060).map(|i| format!("{}\n", order(i))).collect();
+    w.put_object(INPUT, "in/big.jsonl", lines.into_bytes());
+    let mut message = json!({"messageId": "m-first", "eventSource": "aws:sqs", "eventSourceARN": &input_arn,
+                             "body": s3_notification(INPUT, "in/big.jsonl").to_string(),
+                             "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}});
+    let mut offsets = Vec::new();
+    for invocation in 1.. {
+        assert!(invocation <= 3, "60 rows at 20 an invocation take 3 invocations");
+        metrics.lock().unwrap().clear();
+        let checks = Arc::new(AtomicUsize::new(0));
+        let seen = checks.clone();
+        let out_of_time = Box::new(move || seen.fetch_add(1, Ordering::SeqCst) >= 3);
+        let response = host.lock().unwrap().handle(json!({"Records": [message]}), Some(out_of_time), None);
+        no_failures(&serde_json::to_value(response.expect("handled")).unwrap());
+        assert_eq!(invocation_inputs(&metrics), 20, "invocation {invocation} read on where the last one stopped");
+        let out = w.rt.block_on(
+            w.aws
+                .sqs
+                .receive_message()
+                .queue_url(&input_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send(),
+        );
+        let received = out.expect("receive").messages().to_vec();
+        let Some(next) = received.first() else { break };
+        assert_eq!(received.len(), 1, "one continuation per cut");
+        let count = next.attributes().unwrap()
+            [&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount]
+            .clone();
+        assert_eq!(count, "1", "a continuation is a new message: no receive of the object's was spent");
+        let resume = next.message_attributes().unwrap()["weir-resume"].string_value().unwrap().to_string();
+        let at: Value = serde_json::from_str(&resume).unwrap();
+        offsets.push(at["at"]["offset"].as_u64().expect("JSON Lines resume at a byte offset"));
+        w.rt.block_on(
+            w.aws.sqs.delete_message().queue_url(&input_url).receipt_handle(next.receipt_handle().unwrap()).send(),
+        )
+        .expect("delete");
+        message = json!({"messageId": next.message_id().unwrap(), "eventSource": "aws:sqs", "eventSourceARN": &input_arn,
+                         "body": next.body().unwrap(), "attributes": {"ApproximateReceiveCount": "1"},
+                         "messageAttributes": {"weir-resume": {"stringValue": resume, "dataType": "String"}}});
+    }
+    assert_eq!(offsets.len(), 2, "two cuts, each continued");
+    assert!(offsets[0] > 0 && offsets[1] > offsets[0], "{offsets:?}");
+    let good = (2000..2060).filter(|i| i % 7 != 3).count();
+    assert_eq!(w.count(RESULTS), good, "every row once");
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for i in (2000..2060).filter(|i| i % 7 != 3) {
+        *expected.entry(format!("u-{}", i % 4)).or_default() += 1;
+    }
+    assert_eq!(w.user_orders(), expected, "each order counted once");
+    assert!(w.list(OUTPUT, "weir-checkpoints/").is_empty(), "no checkpoint is left behind");
 }
 
 #[test]

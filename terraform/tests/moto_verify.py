@@ -41,7 +41,7 @@ EXPECTED = {
     },
 }
 
-BINDINGS_KEYS = {"weir_bindings", "pipeline", "tables", "topics", "objects", "dead_letter", "checkpoints"}
+BINDINGS_KEYS = {"weir_bindings", "pipeline", "tables", "topics", "objects", "dead_letter", "checkpoints", "input"}
 
 # The subscriber envs/local/main.tf adds to the orders pipeline's big-orders topic.
 BIG_ORDERS_FILTER = {"currency": ["EUR"]}
@@ -205,11 +205,12 @@ def main():
                 and b["dead_letter"] == {"queue_url": p["rejects_queue_url"], "queue_arn": queue_arn(p["rejects_queue_url"]),
                                          "offload_bucket": w["output_bucket"], "offload_prefix": f"weir-dead-letters/{k}/"}
                 and b["checkpoints"] == {"bucket": w["output_bucket"], "prefix": f"weir-checkpoints/{k}/"}
+                and b["input"] == {"queue_url": p["input_queue_url"], "queue_arn": queue_arn(p["input_queue_url"])}
                 and p["rejects_queue_url"].endswith(f"/weir-{k}-{plan['dead_letter']['queue']}"),
-                {x: b[x] for x in ("objects", "dead_letter", "checkpoints")},
+                {x: b[x] for x in ("objects", "dead_letter", "checkpoints", "input")},
             )
 
-        check(f"bindings {k}: objects under {k}/ of the output bucket, its rejects queue, its dead-letter and checkpoint prefixes",
+        check(f"bindings {k}: objects under {k}/ of the output bucket, its rejects queue, its dead-letter and checkpoint prefixes, its input queue",
               objects_dead_letter_checkpoints)
 
     # --- SQS ------------------------------------------------------------------------

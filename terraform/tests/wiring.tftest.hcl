@@ -341,7 +341,7 @@ run "two_pipelines_wiring" {
   # --- The bindings documents: exactly each plan's sinks ---------------------------
   assert {
     condition = alltrue([for k, p in output.pipelines :
-      toset(keys(p.bindings)) == toset(["weir_bindings", "pipeline", "tables", "topics", "objects", "dead_letter", "checkpoints"]) &&
+      toset(keys(p.bindings)) == toset(["weir_bindings", "pipeline", "tables", "topics", "objects", "dead_letter", "checkpoints", "input"]) &&
       p.bindings.weir_bindings == 1 && p.bindings.pipeline == k &&
       sort(keys(p.bindings.tables)) == sort(keys(var.pipelines[k].plan.tables)) &&
       sort(keys(p.bindings.topics)) == sort(keys(var.pipelines[k].plan.topics)) &&
@@ -378,9 +378,19 @@ run "two_pipelines_wiring" {
         offload_bucket = output.output_bucket
         offload_prefix = "weir-dead-letters/${k}/"
       } &&
-      p.bindings.checkpoints == { bucket = output.output_bucket, prefix = "weir-checkpoints/${k}/" }
+      p.bindings.checkpoints == { bucket = output.output_bucket, prefix = "weir-checkpoints/${k}/" } &&
+      p.bindings.input == { queue_url = p.input_queue_url, queue_arn = p.input_queue_arn }
     ])
-    error_message = "The bindings' dead_letter must be the pipeline's rejects queue and offload prefix; checkpoints its own prefix."
+    error_message = "The bindings' dead_letter must be the pipeline's rejects queue and offload prefix; checkpoints its own prefix; input its own input queue."
+  }
+
+  assert {
+    condition = alltrue([for k, p in output.pipelines :
+      [for s in p.function_policy_statements : s if s.Sid == "ContinueLongObjects"] == [{
+        Sid = "ContinueLongObjects", Effect = "Allow", Action = ["sqs:SendMessage"], Resource = [p.input_queue_arn]
+      }]
+    ])
+    error_message = "A function may send to its own input queue (continuations of objects cut off by the deadline), and only that."
   }
 
   # --- Shared resources -------------------------------------------------------------

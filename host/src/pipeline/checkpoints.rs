@@ -1,19 +1,22 @@
 //! Progress through long inputs (an S3 object's rows) kept between runs, so that an object cut
-//! off by the deadline resumes where it stopped instead of starting over. A checkpoint only
-//! ever counts rows all of whose effects were completed, so a lost or stale one costs repeated
-//! work, never a lost row: the sinks absorb repeats.
+//! off by the deadline or a failure resumes where it stopped instead of starting over: a
+//! [`Resume`] (the object, its items done, the byte offset and line to read on from, its ETag).
+//! A checkpoint only ever counts rows all of whose effects were completed, so a lost or stale
+//! one costs repeated work, never a lost row: the sinks absorb repeats.
 
 use serde_json::{Value, json};
+
+use crate::source::resume::Resume;
 
 use crate::aws::describe;
 use crate::plugin::sha256_hex;
 
 /// Where the runner keeps progress (see the module docs).
 pub trait Checkpoints: Send {
-    /// How many leading items of `id` are done (0 when unknown).
-    fn done(&self, id: &str) -> u64;
-    /// Records that the first `done` items of `id` are done.
-    fn save(&self, id: &str, done: u64);
+    /// Where `id` resumes (`None` when unknown).
+    fn done(&self, id: &str) -> Option<Resume>;
+    /// Records that `id` resumes at `at`.
+    fn save(&self, id: &str, at: &Resume);
     /// `id` is finished: forget its checkpoint.
     fn clear(&self, id: &str);
 }
@@ -42,20 +45,22 @@ impl S3Checkpoints {
 }
 
 impl Checkpoints for S3Checkpoints {
-    fn done(&self, id: &str) -> u64 {
+    fn done(&self, id: &str) -> Option<Resume> {
         let key = self.key(id);
-        let read = self.runtime.block_on(async {
+        self.runtime.block_on(async {
             let out = self.s3.get_object().bucket(&self.bucket).key(&key).send().await.ok()?;
             let bytes = out.body.collect().await.ok()?.into_bytes();
             let v: Value = serde_json::from_slice(&bytes).ok()?;
-            (v.get("id")?.as_str()? == id).then(|| v.get("done")?.as_u64()).flatten()
-        });
-        read.unwrap_or(0)
+            if v.get("id")?.as_str()? != id {
+                return None;
+            }
+            serde_json::from_value(v.get("resume")?.clone()).ok()
+        })
     }
 
-    fn save(&self, id: &str, done: u64) {
+    fn save(&self, id: &str, at: &Resume) {
         let key = self.key(id);
-        let body = json!({ "id": id, "done": done }).to_string();
+        let body = json!({ "id": id, "resume": at }).to_string();
         let put = self.runtime.block_on(
             self.s3
                 .put_object()
@@ -66,7 +71,9 @@ impl Checkpoints for S3Checkpoints {
                 .send(),
         );
         match put {
-            Ok(_) => tracing::info!(input = %id, done, "cut off by the deadline; checkpoint saved"),
+            Ok(_) => {
+                tracing::info!(input = %id, object = at.object, items = at.items, "stopped before its end; checkpoint saved")
+            }
             Err(e) => {
                 tracing::warn!(input = %id, error = %describe(&e), "cannot save a checkpoint; the retry starts over")
             }

@@ -53,6 +53,7 @@
 //! suffixes = [".csv", ".csv.gz", ".jsonl"]
 //! # max_record_bytes = 1048576              # a longer CSV row or JSON line is unreadable
 //! # max_expansion = 200                     # a .gz expanding more (past 256 MiB) is cut off
+//! # max_object_bytes = 10737418240          # a larger object is dead-lettered unread
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -123,6 +124,9 @@ pub struct RawSource {
     /// How many times its size a compressed object may expand (past 256 MiB); default 200.
     #[serde(default)]
     pub max_expansion: Option<u64>,
+    /// The largest object read (stored, or decompressed), in bytes; default 10 GiB.
+    #[serde(default)]
+    pub max_object_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -594,7 +598,12 @@ fn source(s: RawSource) -> Result<SourceConfig, Problem> {
         let allowed = format!("must be at least 10 (real data compresses 5 to 20 times), got {max_expansion}");
         return Err(Problem::new("source.max_expansion", allowed));
     }
-    let limits = SourceLimits { max_record_bytes, max_expansion };
+    let max_object_bytes = s.max_object_bytes.unwrap_or(defaults.max_object_bytes);
+    if max_object_bytes < SourceLimits::MIN_OBJECT_BYTES {
+        let allowed = format!("must be at least {} (1 MiB), got {max_object_bytes}", SourceLimits::MIN_OBJECT_BYTES);
+        return Err(Problem::new("source.max_object_bytes", allowed));
+    }
+    let limits = SourceLimits { max_record_bytes, max_expansion, max_object_bytes };
     Ok(SourceConfig { prefix: s.prefix, suffixes: s.suffixes, limits })
 }
 

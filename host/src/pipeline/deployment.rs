@@ -17,7 +17,8 @@
 //!   "objects": { "orders-processed": { "bucket": "weir-output-…", "prefix": "orders/orders/" } },
 //!   "dead_letter": { "queue_url": "https://sqs.…/weir-orders-rejects", "queue_arn": "arn:aws:sqs:…",
 //!                    "offload_bucket": "weir-output-…", "offload_prefix": "weir-dead-letters/orders/" },
-//!   "checkpoints": { "bucket": "weir-output-…", "prefix": "weir-checkpoints/orders/" }
+//!   "checkpoints": { "bucket": "weir-output-…", "prefix": "weir-checkpoints/orders/" },
+//!   "input": { "queue_url": "https://sqs.…/weir-orders-input", "queue_arn": "arn:aws:sqs:…:weir-orders-input" }
 //! }
 //! ```
 
@@ -59,6 +60,18 @@ pub struct Deployment {
     pub objects: BTreeMap<String, ObjectsBinding>,
     pub dead_letter: DeadLetterBinding,
     pub checkpoints: Location,
+    /// The queue the function consumes, where an object cut off by the deadline is continued
+    /// (absent: such an object's message is redelivered instead).
+    #[serde(default)]
+    pub input: Option<InputBinding>,
+}
+
+/// The function's input queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputBinding {
+    pub queue_url: String,
+    pub queue_arn: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -408,6 +421,7 @@ mod tests {
                 offload_prefix: "weir-dead-letters/orders/".into(),
             },
             checkpoints: Location { bucket: "prod-output".into(), prefix: "weir-checkpoints/orders/".into() },
+            input: None,
         }
     }
 

@@ -29,8 +29,30 @@ use crate::report::BatchReport;
 use crate::sink::{DeadLetter, DeadLetterSink, Delivery, Parts, Sink, SinkError, SinkReport};
 use crate::source::SourceItem;
 
+use crate::source::Items;
+use crate::source::resume::{Marks, Resume};
 pub use bindings::{BindingError, Bindings};
 pub use checkpoints::Checkpoints;
+
+/// How a unit of objects ended ([`Runner::run_resumable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Its first failure (the id of the item and why), if it is to be retried.
+    pub failure: Option<(String, String)>,
+    /// Where it goes on, if the deadline cut it off after some progress: a continuation
+    /// message can carry this instead of the unit being redelivered.
+    pub cut: Option<Resume>,
+}
+
+/// What came of an SQS batch ([`Runner::run_sqs_event`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqsOutcome {
+    /// The messages (by messageId) some effect of which could not be completed, with the
+    /// first reason: the ones to report as `batchItemFailures`.
+    pub failed: BTreeMap<String, String>,
+    /// Those of them the deadline cut off after progress, with where to go on.
+    pub cut: BTreeMap<String, Resume>,
+}
 pub use config::{ConfigError, Pipeline};
 pub use transform::Transform;
 
@@ -221,53 +243,50 @@ impl<T: Transform> Runner<T> {
         self.checkpoints = checkpoints;
     }
 
-    /// Runs one long input (an object's rows, as one unit) under `id`: resumes after the
-    /// checkpointed rows, and when the deadline cuts it off or a row fails, saves how far it got
-    /// (the leading rows whose every effect completed). Returns the
-    /// first failure (the unit is to be retried), if any. `redelivered: false` says this is a
-    /// first delivery, which cannot have a checkpoint: no lookup is made.
+    /// Runs one long input (the rows of a message's objects, as one unit) under `id`: `read`
+    /// opens it at a [`Resume`] (or its start) and marks each item's place. It resumes at the
+    /// checkpoint saved for `id` (looked up only when `redelivered`: a first delivery cannot
+    /// have one), else at `carried` (where a continuation message says to go on); when the
+    /// deadline cuts it off or a row fails, it saves how far it got (the place after the
+    /// leading items whose every effect completed). See [`Unit`] for the answer.
     pub fn run_resumable(
         &mut self,
         id: &str,
-        items: impl Iterator<Item = SourceItem>,
+        read: impl FnOnce(Option<Resume>, Marks) -> Items,
         redelivered: bool,
-    ) -> Result<Option<(String, String)>, RunError> {
-        let skip = match &self.checkpoints {
+        carried: Option<Resume>,
+    ) -> Result<Unit, RunError> {
+        let saved = match &self.checkpoints {
             Some(c) if redelivered => c.done(id),
-            _ => 0,
+            _ => None,
         };
-        if skip > 0 {
-            tracing::info!(input = %id, rows = skip, "resuming after the rows done before the last deadline");
+        let from = saved.clone().or(carried);
+        if let Some(r) = &from {
+            tracing::info!(input = %id, object = r.object, items = r.items, offset = ?r.at.as_ref().map(|a| a.offset), "resuming after the items done before");
         }
-        let mut items = items.peekable();
-        // Skip exactly the rows done, and nothing else: a read failure among them (a reader
-        // ends its stream after one) is the unit's failure, and the checkpoint stays.
-        let mut skipped = 0;
-        while skipped < skip && items.next_if(|item| !matches!(item, SourceItem::Failed(_))).is_some() {
-            skipped += 1;
-        }
-        if skipped < skip && items.peek().is_none() {
-            // Fewer rows than were done: not the input that was checkpointed. Start it over on
-            // the retry (the sinks absorb the repeats); nothing of it is acknowledged now.
-            if let Some(c) = &self.checkpoints {
-                c.clear(id);
-            }
-            let reason = format!(
-                "has {skipped} rows, fewer than the {skip} its checkpoint counts as done: it changed; retried from its start"
-            );
-            return Ok(Some((id.to_string(), reason)));
-        }
-        let (failures, done) = self.run_stream(items, Drain::Abandon, |_| {})?;
+        let marks = Marks::default();
+        let items = read(from, marks.clone());
+        let confirm = |n: u64| marks.confirm(n);
+        let (failures, _) = self.run_stream(items, Drain::Abandon, |_| {}, &confirm)?;
+        let progress = marks.resume();
         if let Some(c) = &self.checkpoints {
-            // Cut off by the deadline, or failed for now (a sink past its retries, a dropped
-            // download): the leading rows done stay done, and the retry resumes after them.
-            if !failures.is_empty() && done > 0 {
-                c.save(id, skip + done);
-            } else if failures.is_empty() && skip > 0 {
+            if marks.is_stale() || (failures.is_empty() && saved.is_some()) {
                 c.clear(id);
+            } else if let (false, Some(at)) = (failures.is_empty(), &progress) {
+                // Cut off by the deadline, or failed for now (a sink past its retries, a dropped
+                // download): the leading items done stay done, and the retry resumes after them.
+                c.save(id, at);
             }
         }
-        Ok(failures.into_iter().next())
+        let cut = progress.filter(|_| failures.contains_key(DEADLINE_ID));
+        Ok(Unit { failure: failures.into_iter().next(), cut })
+    }
+
+    /// Forgets the checkpoint of `id` (its unit goes on elsewhere: a continuation message).
+    pub fn clear_checkpoint(&self, id: &str) {
+        if let Some(c) = &self.checkpoints {
+            c.clear(id);
+        }
     }
 
     /// Sets the test for running out of time, checked before every batch (the Lambda: less
@@ -312,14 +331,17 @@ impl<T: Transform> Runner<T> {
     /// Returns the messages (by messageId) some effect of which could not be completed, with
     /// the first reason: exactly the ones to report as `batchItemFailures` so SQS redelivers
     /// them. Every other message is done: delivered, filtered, or in the dead-letter queue.
+    /// Object messages the deadline cut off after progress are also listed with where they go
+    /// on ([`SqsOutcome::cut`]), for the caller to continue them without a redelivery.
     pub fn run_sqs_event(
         &mut self,
         messages: &[crate::source::lambda::SqsMessage],
         objects: &crate::source::objects::Objects,
-    ) -> Result<BTreeMap<String, String>, RunError> {
-        use crate::source::lambda::{Message, message, read_objects};
+    ) -> Result<SqsOutcome, RunError> {
+        use crate::source::lambda::{Message, message};
+        use crate::source::objects::read_unit;
         if messages.iter().any(|m| m.attributes.contains_key(MESSAGE_GROUP_ID)) {
-            return self.run_fifo(messages, objects);
+            return Ok(SqsOutcome { failed: self.run_fifo(messages, objects)?, cut: BTreeMap::new() });
         }
         let mut failed = BTreeMap::new();
         // Records first (in memory, quick), then the objects, one message at a time.
@@ -328,10 +350,13 @@ impl<T: Transform> Runner<T> {
         for (i, m) in messages.iter().enumerate() {
             match message(i, m) {
                 Message::Item(item) => plain.push(item),
-                Message::Objects { id, refs, redelivered } => object_messages.push((id, refs, redelivered)),
+                Message::Objects { id, refs, redelivered, resume } => {
+                    object_messages.push((id, refs, redelivered, resume))
+                }
                 Message::Skip { id } => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
             }
         }
+        let mut cut = BTreeMap::new();
         if !plain.is_empty() {
             // Separate messages, batched together by chance: an objects file per message.
             self.parts = Parts::PerInput;
@@ -339,18 +364,23 @@ impl<T: Transform> Runner<T> {
             self.parts = Parts::Batch;
             failed.extend(plain_failed?);
         }
-        for (id, refs, redelivered) in object_messages {
+        for (id, refs, redelivered, resume) in object_messages {
             // The rows of its objects, as one unit: any failed row fails the message (a
-            // redelivery re-reads the object; the sinks absorb what was already done).
+            // redelivery resumes after the rows done; the sinks absorb any repeat).
             if self.out_of_time() {
                 failed.insert(id, DEADLINE_REASON.to_string());
                 continue;
             }
-            if let Some((row, reason)) = self.run_resumable(&id, read_objects(refs, objects.clone()), redelivered)? {
-                failed.insert(id, format!("{row}: {reason}"));
+            let read = |from, marks| read_unit(refs, objects.clone(), from, marks);
+            let unit = self.run_resumable(&id, read, redelivered, resume)?;
+            if let Some((row, reason)) = unit.failure {
+                failed.insert(id.clone(), format!("{row}: {reason}"));
+            }
+            if let Some(at) = unit.cut {
+                cut.insert(id, at);
             }
         }
-        Ok(failed)
+        Ok(SqsOutcome { failed, cut })
     }
 
     /// A batch from a FIFO queue: each message group's messages in order, and a failure stops
@@ -366,7 +396,8 @@ impl<T: Transform> Runner<T> {
     ) -> Result<BTreeMap<String, String>, RunError> {
         use std::collections::VecDeque;
 
-        use crate::source::lambda::{Message, message, message_id, read_objects};
+        use crate::source::lambda::{Message, message, message_id};
+        use crate::source::objects::read_unit;
         // The groups in the order they first appear, each with its messages in batch order.
         let mut groups: Vec<(String, VecDeque<usize>)> = Vec::new();
         for (i, m) in messages.iter().enumerate() {
@@ -388,7 +419,9 @@ impl<T: Transform> Runner<T> {
             for &(g, i) in &round {
                 match message(i, &messages[i]) {
                     Message::Item(item) => plain.push((g, item)),
-                    Message::Objects { id, refs, redelivered } => object_messages.push((g, id, refs, redelivered)),
+                    Message::Objects { id, refs, redelivered, resume } => {
+                        object_messages.push((g, id, refs, redelivered, resume))
+                    }
                     Message::Skip { id } => tracing::debug!(message = %id, "skipping s3:TestEvent message"),
                 }
             }
@@ -406,12 +439,15 @@ impl<T: Transform> Runner<T> {
                     }
                 }
             }
-            for (g, id, refs, redelivered) in object_messages {
+            for (g, id, refs, redelivered, resume) in object_messages {
+                // No continuation in a FIFO queue (it would go behind the group's later
+                // messages): a cut message is redelivered, resuming at its checkpoint.
                 let reason = if self.out_of_time() {
                     Some(DEADLINE_REASON.to_string())
                 } else {
-                    self.run_resumable(&id, read_objects(refs, objects.clone()), redelivered)?
-                        .map(|(row, reason)| format!("{row}: {reason}"))
+                    let read = |from, marks| read_unit(refs, objects.clone(), from, marks);
+                    let unit = self.run_resumable(&id, read, redelivered, resume)?;
+                    unit.failure.map(|(row, reason)| format!("{row}: {reason}"))
                 };
                 if let Some(reason) = reason {
                     failed.insert(id.clone(), reason);
@@ -442,16 +478,18 @@ impl<T: Transform> Runner<T> {
         drain: Drain,
         on_batch: impl FnMut(&RunStats),
     ) -> Result<BTreeMap<String, String>, RunError> {
-        Ok(self.run_stream(items, drain, on_batch)?.0)
+        Ok(self.run_stream(items, drain, on_batch, &|_| {})?.0)
     }
 
     /// [`Runner::run_items`], also returning how many leading items were done (every effect
-    /// completed) before the first failure or the deadline: a checkpoint.
+    /// completed) before the first failure or the deadline: a checkpoint. `confirm` hears of
+    /// each batch of them as it is done.
     fn run_stream(
         &mut self,
         items: impl Iterator<Item = SourceItem>,
         drain: Drain,
         mut on_batch: impl FnMut(&RunStats),
+        confirm: &dyn Fn(u64),
     ) -> Result<(BTreeMap<String, String>, u64), RunError> {
         let mut failures = BTreeMap::new();
         let mut done = 0u64;
@@ -524,6 +562,7 @@ impl<T: Transform> Runner<T> {
             }
             if failures.is_empty() {
                 done += pulled;
+                confirm(pulled);
             }
             self.stats.elapsed = before + started.elapsed();
             on_batch(&self.stats);
@@ -889,7 +928,7 @@ mod tests {
             sqs("m5", Some("g2"), r#"{"n":5}"#),
             sqs("m6", Some("g1"), r#"{"n":6}"#),
         ];
-        let failed = r.run_sqs_event(&messages, &objects).unwrap();
+        let failed = r.run_sqs_event(&messages, &objects).unwrap().failed;
         assert_eq!(failed.keys().collect::<Vec<_>>(), ["m2", "m3", "m6"], "{failed:?}");
         assert_eq!(failed["m2"], "sink:memory: throttled");
         assert!(failed["m3"].starts_with("not processed: message m2 before it in FIFO message group \"g1\" failed"));
@@ -905,7 +944,7 @@ mod tests {
         // A standard queue's batch: a failure fails just its message.
         let mut r = runner(&sink, &letters, 10);
         let standard = [sqs("s1", None, "{}"), sqs("m2", None, "{}"), sqs("s3", None, "{}")];
-        let failed = r.run_sqs_event(&standard, &objects).unwrap();
+        let failed = r.run_sqs_event(&standard, &objects).unwrap().failed;
         assert_eq!(failed.keys().collect::<Vec<_>>(), ["m2"]);
     }
 
@@ -938,17 +977,30 @@ mod tests {
     /// Checkpoints kept in memory, counting lookups.
     #[derive(Default, Clone)]
     struct Progress {
-        done: Arc<Mutex<BTreeMap<String, u64>>>,
+        done: Arc<Mutex<BTreeMap<String, Resume>>>,
         lookups: Arc<AtomicUsize>,
     }
 
-    impl Checkpoints for Progress {
-        fn done(&self, id: &str) -> u64 {
-            self.lookups.fetch_add(1, Ordering::SeqCst);
-            self.done.lock().unwrap().get(id).copied().unwrap_or(0)
+    impl Progress {
+        fn items(&self, id: &str) -> u64 {
+            self.done.lock().unwrap()[id].items
         }
-        fn save(&self, id: &str, done: u64) {
-            self.done.lock().unwrap().insert(id.into(), done);
+    }
+
+    /// A record stream as a unit resumed by count.
+    fn counted(
+        items: impl Iterator<Item = SourceItem> + Send + 'static,
+    ) -> impl FnOnce(Option<Resume>, Marks) -> Items {
+        move |from, marks| crate::source::resume::by_count(Box::new(items), from.as_ref(), &marks)
+    }
+
+    impl Checkpoints for Progress {
+        fn done(&self, id: &str) -> Option<Resume> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.done.lock().unwrap().get(id).cloned()
+        }
+        fn save(&self, id: &str, at: &Resume) {
+            self.done.lock().unwrap().insert(id.into(), at.clone());
         }
         fn clear(&self, id: &str) {
             self.done.lock().unwrap().remove(id);
@@ -966,14 +1018,16 @@ mod tests {
         first.set_checkpoints(Some(Box::new(progress.clone())));
         let batches = first.chain.batches.clone();
         first.set_deadline(Some(Box::new(move || batches.load(Ordering::SeqCst) >= 1)));
-        let failure = first.run_resumable("s3://in/o.csv", rows(), false).unwrap();
-        assert_eq!(failure.map(|(id, _)| id).as_deref(), Some(DEADLINE_ID));
+        let unit = first.run_resumable("s3://in/o.csv", counted(rows()), false, None).unwrap();
+        assert_eq!(unit.failure.map(|(id, _)| id).as_deref(), Some(DEADLINE_ID));
+        assert_eq!(unit.cut.map(|r| r.items), Some(2), "cut by the deadline after two rows");
         assert_eq!(progress.lookups.load(Ordering::SeqCst), 0, "a first delivery has no checkpoint to look up");
-        assert_eq!(progress.done.lock().unwrap()["s3://in/o.csv"], 2);
+        assert_eq!(progress.items("s3://in/o.csv"), 2);
 
         let mut retry = runner(&sink, &letters, 2);
         retry.set_checkpoints(Some(Box::new(progress.clone())));
-        assert_eq!(retry.run_resumable("s3://in/o.csv", rows(), true).unwrap(), None);
+        let unit = retry.run_resumable("s3://in/o.csv", counted(rows()), true, None).unwrap();
+        assert_eq!(unit, Unit { failure: None, cut: None });
         assert_eq!(progress.lookups.load(Ordering::SeqCst), 1);
         assert!(progress.done.lock().unwrap().is_empty(), "finished: the checkpoint is gone");
         assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1", "r2", "r3", "r4"], "every row once");
@@ -986,7 +1040,7 @@ mod tests {
     #[test]
     fn a_resume_never_skips_past_a_read_failure_or_the_end() {
         let (sink, letters, progress) = (Memory::default(), Letters::default(), Progress::default());
-        progress.done.lock().unwrap().insert("s3://in/o.csv".into(), 3);
+        progress.done.lock().unwrap().insert("s3://in/o.csv".into(), Resume { items: 3, ..Resume::default() });
         let failed = |id: &str| {
             SourceItem::Failed(Unreadable { id: id.into(), raw: String::new(), reason: "connection reset".into() })
         };
@@ -994,17 +1048,18 @@ mod tests {
         r.set_checkpoints(Some(Box::new(progress.clone())));
         // The re-read fails at its second row, before the three done rows were skipped.
         let broken = records(&["a"]).into_iter().chain([failed("s3://in/o.csv#2")]);
-        let failure = r.run_resumable("s3://in/o.csv", broken, true).unwrap().expect("the unit failed");
+        let failure = r.run_resumable("s3://in/o.csv", counted(broken), true, None).unwrap().failure.expect("failed");
         assert!(failure.1.contains("connection reset"), "{failure:?}");
-        assert_eq!(progress.done.lock().unwrap()["s3://in/o.csv"], 3, "the checkpoint stays");
+        assert_eq!(progress.items("s3://in/o.csv"), 3, "the checkpoint stays");
         assert!(sink.written.lock().unwrap().is_empty());
 
         // Two rows where three were done: failed, and the retry starts from the first row.
         let short = records(&["a", "b"]).into_iter();
-        let failure = r.run_resumable("s3://in/o.csv", short, true).unwrap().expect("the unit failed");
-        assert!(failure.1.contains("has 2 rows, fewer than the 3"), "{failure:?}");
+        let failure = r.run_resumable("s3://in/o.csv", counted(short), true, None).unwrap().failure.expect("failed");
+        assert!(failure.1.contains("has 2 items, fewer than the 3"), "{failure:?}");
         assert!(progress.done.lock().unwrap().is_empty());
-        assert_eq!(r.run_resumable("s3://in/o.csv", records(&["a", "b"]).into_iter(), true).unwrap(), None);
+        let again = counted(records(&["a", "b"]).into_iter());
+        assert_eq!(r.run_resumable("s3://in/o.csv", again, true, None).unwrap().failure, None);
         assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1"]);
     }
 
@@ -1015,7 +1070,7 @@ mod tests {
         let reset =
             SourceItem::Failed(Unreadable { id: "o#4".into(), raw: String::new(), reason: "connection reset".into() });
         let rows = records(&["a", "b", "c"]).into_iter().chain([reset]);
-        let failure = r.run_resumable("s3://in/o.csv", rows, false).unwrap().expect("the unit failed");
+        let failure = r.run_resumable("s3://in/o.csv", counted(rows), false, None).unwrap().failure.expect("failed");
         assert!(failure.1.contains("connection reset"), "{failure:?}");
         // The first batch (r0, r1) was written; of the second only r2 was read before the
         // reset: not written, as the retry's second batch is r2 and r3 together.
@@ -1032,12 +1087,12 @@ mod tests {
         let mut r = runner(&sink, &letters, 2);
         r.set_checkpoints(Some(Box::new(progress.clone())));
         let rows = records(&["a", "b", "c", "d", "e", "f"]).into_iter();
-        let failure = r.run_resumable("s3://in/o.csv", rows, false).unwrap().expect("the unit failed");
+        let failure = r.run_resumable("s3://in/o.csv", counted(rows), false, None).unwrap().failure.expect("failed");
         assert_eq!(failure.0, "r3");
         // r0, r1 done; the batch of r2, r3 failed (r2 written, absorbed on the retry); r4, r5
         // not run: the retry runs them, after the checkpoint.
         assert_eq!(*sink.written.lock().unwrap(), ["r0", "r1", "r2"]);
-        assert_eq!(progress.done.lock().unwrap()["s3://in/o.csv"], 2);
+        assert_eq!(progress.items("s3://in/o.csv"), 2);
         assert!(r.stats().is_conserved(), "{:?}", r.stats());
     }
 

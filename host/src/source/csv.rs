@@ -5,8 +5,11 @@
 //! than the header, or bytes that are not UTF-8, becomes an [`Unreadable`] naming the line; the
 //! rest of the file goes on. Record ids are `name#line` (the row's first line, 1-based, header
 //! is line 1). A record longer than the limit (`max_record_bytes`; an unterminated quote
-//! swallows the rest of the file into one field) is never held: reading stops there, and the rest of the file
-//! is one unreadable item naming the line where that record starts.
+//! swallows the rest of the file into one field) is never held: it is one unreadable item naming
+//! the line where it starts, and reading resynchronises at the first line break past the limit.
+//!
+//! [`read_from`] starts mid-file (a resume, see [`super::resume`]): at a byte offset, after a
+//! number of lines, with the header read before; it reports its place after every item.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -15,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
+use super::resume::{At, Tell};
 use super::{Items, SourceItem, Unreadable, cap_raw};
 use crate::record::Record;
 
@@ -26,23 +30,70 @@ pub fn read<R: Read + Send + 'static>(
     attributes: Vec<(String, String)>,
     max_record: u64,
 ) -> Items {
-    let lines = Arc::new(Mutex::new(LineIndex::default()));
-    let record_start = Arc::new(AtomicU64::new(0));
-    let reader =
-        Newlines { inner: reader, offset: 0, index: lines.clone(), record_start: record_start.clone(), max_record };
-    let mut csv = ::csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(reader);
-    let mut header: Option<Vec<String>> = None;
+    read_from(reader, name, attributes, max_record, None, Tell::default())
+}
+
+/// [`read`], of a `reader` that starts at `from` (its offset, lines before and header) when
+/// given, else at the start of the file; `tell` hears the place after each item.
+pub fn read_from<R: Read + Send + 'static>(
+    reader: R,
+    name: String,
+    attributes: Vec<(String, String)>,
+    max_record: u64,
+    from: Option<At>,
+    tell: Tell,
+) -> Items {
+    let base = from.as_ref().map_or(0, |a| a.offset);
+    let lines =
+        Arc::new(Mutex::new(LineIndex { passed: from.as_ref().map_or(0, |a| a.lines), ..LineIndex::default() }));
+    let record_start = Arc::new(AtomicU64::new(base));
+    let newlines = Newlines {
+        inner: reader,
+        offset: base,
+        index: lines.clone(),
+        record_start: record_start.clone(),
+        max_record,
+        pushback: Vec::new(),
+    };
+    let mut header: Option<Vec<String>> = from.map(|a| a.header);
+    if let Some(h) = &header {
+        tell.set_header(h);
+    }
+    let mut parser = Parser::new(newlines, base);
     let mut row = ::csv::ByteRecord::new();
     let mut failed = false;
     Box::new(std::iter::from_fn(move || {
-        loop {
+        let item = 'read: loop {
             if failed {
-                return None;
+                break 'read None;
             }
-            let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(csv.position().byte());
-            record_start.store(csv.position().byte(), Ordering::Relaxed);
-            match csv.read_byte_record(&mut row) {
-                Ok(false) => return None,
+            let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(parser.position());
+            record_start.store(parser.position(), Ordering::Relaxed);
+            match parser.read(&mut row) {
+                Ok(false) => break 'read None,
+                Err(e) if matches!(e.kind(), ::csv::ErrorKind::Io(io) if is_too_long(io)) => {
+                    // Over the bound: skip to the next line break and read on from there.
+                    let reason =
+                        format!("line {line}: a record longer than {max_record} bytes (an unterminated quote?)");
+                    let id = format!("{name}#{line}");
+                    match parser.resync() {
+                        Ok(next) => {
+                            let next_line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(next);
+                            let reason = format!("{reason}; skipped, reading on at line {next_line}");
+                            break 'read Some(SourceItem::Unreadable(Unreadable { id, raw: String::new(), reason }));
+                        }
+                        Err(e) => {
+                            failed = true;
+                            let reason = format!("{reason}; cannot read past it: {e}");
+                            let unreadable = Unreadable { id, raw: String::new(), reason };
+                            break 'read Some(if super::is_retryable(&e) {
+                                SourceItem::Failed(unreadable)
+                            } else {
+                                SourceItem::Unreadable(unreadable)
+                            });
+                        }
+                    }
+                }
                 Err(e) => {
                     // Errors end the file; report where. An I/O error (a dropped connection
                     // mid-object) may pass on a retry; anything else is the data's.
@@ -52,7 +103,7 @@ pub fn read<R: Read + Send + 'static>(
                         raw: String::new(),
                         reason: format!("cannot read past line {line}: {e}"),
                     };
-                    return Some(if matches!(e.kind(), ::csv::ErrorKind::Io(io) if super::is_retryable(io)) {
+                    break 'read Some(if matches!(e.kind(), ::csv::ErrorKind::Io(io) if super::is_retryable(io)) {
                         SourceItem::Failed(unreadable)
                     } else {
                         SourceItem::Unreadable(unreadable)
@@ -61,7 +112,7 @@ pub fn read<R: Read + Send + 'static>(
                 Ok(true) => {}
             }
             // The csv crate's own line counter lags on CRLF files; count from byte offsets.
-            let start = row.position().map(|p| p.byte()).unwrap_or(0);
+            let start = parser.base + row.position().map(|p| p.byte()).unwrap_or(0);
             let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(start);
             let id = format!("{name}#{line}");
             // The row re-encoded as CSV (quoting as needed), for the dead-letter record.
@@ -79,7 +130,7 @@ pub fn read<R: Read + Send + 'static>(
                             Ok(s) => names.push(s.trim().to_string()),
                             Err(_) => {
                                 failed = true;
-                                return Some(SourceItem::Unreadable(Unreadable {
+                                break 'read Some(SourceItem::Unreadable(Unreadable {
                                     id,
                                     raw: raw(),
                                     reason: format!("header (line {line}) is not UTF-8; the file cannot be read"),
@@ -87,6 +138,7 @@ pub fn read<R: Read + Send + 'static>(
                             }
                         }
                     }
+                    tell.set_header(&names);
                     header = Some(names);
                     continue;
                 }
@@ -95,7 +147,7 @@ pub fn read<R: Read + Send + 'static>(
                         continue; // blank line
                     }
                     if row.len() != names.len() {
-                        return Some(SourceItem::Unreadable(Unreadable {
+                        break 'read Some(SourceItem::Unreadable(Unreadable {
                             id,
                             raw: raw(),
                             reason: format!(
@@ -112,7 +164,7 @@ pub fn read<R: Read + Send + 'static>(
                                 object.insert(key.clone(), Value::String(s.to_string()));
                             }
                             Err(_) => {
-                                return Some(SourceItem::Unreadable(Unreadable {
+                                break 'read Some(SourceItem::Unreadable(Unreadable {
                                     id,
                                     raw: raw(),
                                     reason: format!("line {line}: field {} (`{key}`) is not UTF-8", i + 1),
@@ -122,11 +174,60 @@ pub fn read<R: Read + Send + 'static>(
                     }
                     let body = Value::Object(object).to_string();
                     let record = Record { id, body, attributes: attributes.clone() };
-                    return Some(SourceItem::Record(record));
+                    break 'read Some(SourceItem::Record(record));
                 }
             }
+        };
+        // After each item, where the next one starts (the parser stands past the row).
+        if failed {
+            tell.lose();
+        } else {
+            let at = parser.position();
+            tell.set(at, lines.lock().unwrap_or_else(PoisonError::into_inner).lines_before(at));
         }
+        item
     }))
+}
+
+/// The csv parser over the byte stream, and where in the file it started (it counts from 0).
+struct Parser<R> {
+    csv: Option<::csv::Reader<Newlines<R>>>,
+    base: u64,
+}
+
+impl<R: Read> Parser<R> {
+    fn new(newlines: Newlines<R>, base: u64) -> Self {
+        Parser { csv: Some(Self::csv(newlines)), base }
+    }
+
+    fn csv(newlines: Newlines<R>) -> ::csv::Reader<Newlines<R>> {
+        ::csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(newlines)
+    }
+
+    /// Where in the file the next record starts.
+    fn position(&self) -> u64 {
+        self.base + self.csv.as_ref().map_or(0, |c| c.position().byte())
+    }
+
+    fn read(&mut self, row: &mut ::csv::ByteRecord) -> ::csv::Result<bool> {
+        match &mut self.csv {
+            Some(csv) => csv.read_byte_record(row),
+            None => Ok(false),
+        }
+    }
+
+    /// After a record over the bound: drops it, skips to the next line break, and starts a
+    /// new parser there (the old one is mid-record). Returns where it starts.
+    fn resync(&mut self) -> std::io::Result<u64> {
+        let Some(csv) = self.csv.take() else { return Ok(self.base) };
+        // The parser asked for more bytes and was refused, so its buffer holds none unread.
+        let mut newlines = csv.into_inner();
+        newlines.skip_line()?;
+        self.base = newlines.offset;
+        newlines.record_start.store(self.base, Ordering::Relaxed);
+        self.csv = Some(Self::csv(newlines));
+        Ok(self.base)
+    }
 }
 
 /// Offsets of the newlines read but not yet passed by the parser, and how many were passed:
@@ -148,34 +249,88 @@ impl LineIndex {
         }
         self.passed + 1
     }
+
+    /// How many newlines come before byte `offset` (a reader started there counts on from it).
+    fn lines_before(&self, offset: u64) -> u64 {
+        self.passed + self.pending.partition_point(|&nl| nl < offset) as u64
+    }
+}
+
+/// The error of a record over the bound.
+#[derive(Debug, thiserror::Error)]
+#[error("a record longer than {0} bytes (an unterminated quote?)")]
+struct TooLong(u64);
+
+fn is_too_long(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<TooLong>())
 }
 
 /// Records where each newline is as bytes go by, and refuses to read more than `max_record`
 /// bytes past the start of the record being parsed (the parser would hold them all).
 struct Newlines<R> {
     inner: R,
+    /// Bytes of the file passed to the parser (or skipped), counting from its start.
     offset: u64,
     index: Arc<Mutex<LineIndex>>,
     record_start: Arc<AtomicU64>,
     max_record: u64,
+    /// Bytes read past a skipped line's end, to be read next.
+    pushback: Vec<u8>,
+}
+
+impl<R: Read> Newlines<R> {
+    fn index(&self, bytes: &[u8]) {
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        for (i, b) in bytes.iter().enumerate() {
+            if *b == b'\n' {
+                index.pending.push_back(self.offset + i as u64);
+            }
+        }
+    }
+
+    /// Reads past the next newline (or to the end), holding nothing.
+    fn skip_line(&mut self) -> std::io::Result<()> {
+        let mut chunk = std::mem::take(&mut self.pushback);
+        loop {
+            if chunk.is_empty() {
+                chunk.resize(64 * 1024, 0);
+                let n = self.inner.read(&mut chunk)?;
+                chunk.truncate(n);
+                if n == 0 {
+                    return Ok(());
+                }
+            }
+            match chunk.iter().position(|b| *b == b'\n') {
+                Some(at) => {
+                    self.index(&chunk[..=at]);
+                    self.offset += at as u64 + 1;
+                    self.pushback = chunk.split_off(at + 1);
+                    return Ok(());
+                }
+                None => {
+                    self.offset += chunk.len() as u64;
+                    chunk.clear();
+                }
+            }
+        }
+    }
 }
 
 impl<R: Read> Read for Newlines<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let start = self.record_start.load(Ordering::Relaxed);
         if self.offset.saturating_sub(start) > self.max_record {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("a record longer than {} bytes (an unterminated quote?)", self.max_record),
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, TooLong(self.max_record)));
         }
-        let n = self.inner.read(buf)?;
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        for (i, b) in buf[..n].iter().enumerate() {
-            if *b == b'\n' {
-                index.pending.push_back(self.offset + i as u64);
-            }
-        }
+        let n = if self.pushback.is_empty() {
+            self.inner.read(buf)?
+        } else {
+            let n = buf.len().min(self.pushback.len());
+            buf[..n].copy_from_slice(&self.pushback[..n]);
+            self.pushback.drain(..n);
+            n
+        };
+        self.index(&buf[..n]);
         self.offset += n as u64;
         Ok(n)
     }
@@ -229,22 +384,57 @@ mod tests {
         assert_eq!(body(&got[3]), serde_json::json!({"a":"5","b":"6"}));
     }
 
-    /// An unterminated quote would make the rest of the file one field: reading stops at the
-    /// bound, in bounded memory, and what is left is one unreadable item naming where.
+    /// An unterminated quote would make the rest of the file one field: it is cut at the
+    /// bound, in bounded memory, as one unreadable item naming where it starts, and the rows
+    /// after the next line break past the bound are read as usual.
     #[test]
-    fn a_record_over_the_bound_ends_the_file_as_unreadable() {
+    fn a_record_over_the_bound_is_unreadable_and_reading_resynchronises() {
         let mut input = b"a,b\n1,2\n3,\"never closed\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', 100_000));
+        input.extend(b"\n4,5\n6,7\n");
         let reader = std::io::BufReader::with_capacity(64, std::io::Cursor::new(input));
         let got: Vec<SourceItem> = read(reader, "t.csv".into(), vec![], 1024).collect();
-        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got.len(), 4, "{got:?}");
         assert_eq!(body(&got[0]), serde_json::json!({"a":"1","b":"2"}));
+        let reason = "line 3: a record longer than 1024 bytes (an unterminated quote?); skipped, reading on at line 5";
         assert!(
-            matches!(&got[1], SourceItem::Unreadable(u) if u.id == "t.csv#3"
-                && u.reason == "cannot read past line 3: a record longer than 1024 bytes (an unterminated quote?)"),
+            matches!(&got[1], SourceItem::Unreadable(u) if u.id == "t.csv#3" && u.reason == reason),
             "{:?}",
             got[1]
         );
+        assert!(matches!(&got[2], SourceItem::Record(r) if r.id == "t.csv#5"), "{:?}", got[2]);
+        assert_eq!(body(&got[3]), serde_json::json!({"a":"6","b":"7"}));
+
+        // A long line with no break after it: the rest of the file is the one unreadable item.
+        let mut input = b"a,b\n1,2\n".to_vec();
+        input.extend(std::iter::repeat_n(b'y', 5000));
+        let got: Vec<SourceItem> = read(std::io::Cursor::new(input), "t.csv".into(), vec![], 1024).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(matches!(&got[1], SourceItem::Unreadable(u) if u.id == "t.csv#3"));
+    }
+
+    /// Started at a row's offset with the header read before, a reader yields the same rows with
+    /// the same ids as one reading the whole file, and says where each next row starts.
+    #[test]
+    fn a_reader_started_mid_file_continues_the_ids_and_reports_its_place() {
+        let input = b"\xEF\xBB\xBFid,v\r\n1,\"a\nb\"\r\n2,x\r\n\r\n3,y\r\n4,z\r\n".to_vec();
+        let tell = Tell::default();
+        let whole: Vec<(SourceItem, (u64, u64))> = {
+            let mut items =
+                read_from(std::io::Cursor::new(input.clone()), "t.csv".into(), vec![], 1024, None, tell.clone());
+            std::iter::from_fn(|| items.next().map(|i| (i, tell.place().unwrap()))).collect()
+        };
+        assert_eq!(whole.len(), 4);
+        for k in 1..whole.len() {
+            let (offset, lines) = whole[k - 1].1;
+            let at = At { offset, lines, header: vec!["id".into(), "v".into()] };
+            let rest = input[offset as usize..].to_vec();
+            let tail: Vec<SourceItem> =
+                read_from(std::io::Cursor::new(rest), "t.csv".into(), vec![], 1024, Some(at), Tell::default())
+                    .collect();
+            let expected: Vec<SourceItem> = whole[k..].iter().map(|(i, _)| i.clone()).collect();
+            assert_eq!(tail, expected, "started after item {k}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use serde::de::{Deserializer as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::resume::{At, Tell};
 use super::{Items, SourceItem, Unreadable, cap_raw};
 use crate::record::Record;
 
@@ -14,43 +15,57 @@ pub(crate) use crate::record::check_json;
 /// One record per non-blank line; ids are `name#line`. A line over `max_line` bytes (or a file
 /// without newlines) is one unreadable record, skipped to its end without being held in memory,
 /// and the next line is read as usual.
-pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String, max_line: u64) -> Items {
+pub fn read_lines<R: BufRead + Send + 'static>(reader: R, name: String, max_line: u64) -> Items {
+    read_lines_from(reader, name, max_line, None, Tell::default())
+}
+
+/// [`read_lines`], of a `reader` that starts at `from` (its offset and the lines before it)
+/// when given, else at the start of the file; `tell` hears the place after each item.
+pub fn read_lines_from<R: BufRead + Send + 'static>(
+    mut reader: R,
+    name: String,
+    max_line: u64,
+    from: Option<At>,
+    tell: Tell,
+) -> Items {
     let max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
-    let mut line_no = 0u64;
+    let (mut offset, mut line_no) = from.map_or((0, 0), |a| (a.offset, a.lines));
     let mut buf = Vec::new();
     let mut done = false;
     Box::new(std::iter::from_fn(move || {
-        loop {
+        let item = loop {
             if done {
-                return None;
+                break None;
             }
             buf.clear();
             line_no += 1;
             let id = format!("{name}#{line_no}");
             let read = (&mut reader).take(max_line as u64 + 1).read_until(b'\n', &mut buf);
             let read = match read {
-                Ok(n) if buf.len() > max_line && !buf.ends_with(b"\n") => skip_line(&mut reader).map(|()| n),
+                Ok(n) if buf.len() > max_line && !buf.ends_with(b"\n") => {
+                    skip_line(&mut reader).map(|skipped| n + skipped)
+                }
                 other => other,
             };
             match read {
-                Ok(0) => return None,
+                Ok(0) => break None,
                 Err(e) => {
                     done = true;
                     // A transport error may pass on a retry (the rest of the input was not
                     // read); corrupt compressed data will not.
                     let unreadable =
                         Unreadable { id, raw: String::new(), reason: format!("cannot read line {line_no}: {e}") };
-                    return Some(if super::is_retryable(&e) {
+                    break Some(if super::is_retryable(&e) {
                         SourceItem::Failed(unreadable)
                     } else {
                         SourceItem::Unreadable(unreadable)
                     });
                 }
-                Ok(_) => {}
+                Ok(n) => offset += n as u64,
             }
             if buf.len() > max_line && !buf.ends_with(b"\n") {
                 let reason = format!("line {line_no} is longer than {max_line} bytes; skipped to its end");
-                return Some(SourceItem::Unreadable(Unreadable { id, raw: cap_raw(&buf), reason }));
+                break Some(SourceItem::Unreadable(Unreadable { id, raw: cap_raw(&buf), reason }));
             }
             let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
             let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
@@ -63,32 +78,40 @@ pub fn read_lines<R: BufRead + Send + 'static>(mut reader: R, name: String, max_
             let text = match std::str::from_utf8(bytes) {
                 Ok(t) => t,
                 Err(e) => {
-                    return Some(unreadable(format!("line {line_no} is not UTF-8 (byte {})", e.valid_up_to() + 1)));
+                    break Some(unreadable(format!("line {line_no} is not UTF-8 (byte {})", e.valid_up_to() + 1)));
                 }
             };
             if let Err(e) = check_json(text) {
-                return Some(unreadable(format!("line {line_no} is not JSON: {e}")));
+                break Some(unreadable(format!("line {line_no} is not JSON: {e}")));
             }
-            return Some(SourceItem::Record(Record::new(id, text)));
+            break Some(SourceItem::Record(Record::new(id, text)));
+        };
+        if done {
+            tell.lose();
+        } else {
+            tell.set(offset, line_no);
         }
+        item
     }))
 }
 
-/// Reads past the next newline (or to the end), holding nothing.
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+/// Reads past the next newline (or to the end), holding nothing; returns the bytes passed.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<usize> {
+    let mut skipped = 0;
     loop {
         let available = reader.fill_buf()?;
         if available.is_empty() {
-            return Ok(());
+            return Ok(skipped);
         }
         match available.iter().position(|b| *b == b'\n') {
             Some(at) => {
                 reader.consume(at + 1);
-                return Ok(());
+                return Ok(skipped + at + 1);
             }
             None => {
                 let n = available.len();
                 reader.consume(n);
+                skipped += n;
             }
         }
     }
@@ -195,6 +218,29 @@ mod tests {
         );
         assert!(matches!(&items[2], SourceItem::Unreadable(u) if u.reason.starts_with("line 5 is not UTF-8")));
         assert!(matches!(&items[3], SourceItem::Record(r) if r.body == "[1,2]"));
+    }
+
+    /// Started at a line's offset, a reader yields the same items with the same ids as one
+    /// reading the whole file, and says where each next line starts.
+    #[test]
+    fn lines_started_mid_file_continue_the_ids() {
+        let input = b"{\"a\":1}\r\n\n  \nnot json\n{\"b\":2}\n{\"c\":3}".to_vec();
+        let tell = Tell::default();
+        let whole: Vec<(SourceItem, (u64, u64))> = {
+            let mut items =
+                read_lines_from(std::io::Cursor::new(input.clone()), "f.jsonl".into(), 1 << 20, None, tell.clone());
+            std::iter::from_fn(|| items.next().map(|i| (i, tell.place().unwrap()))).collect()
+        };
+        assert_eq!(whole.len(), 4);
+        for k in 1..whole.len() {
+            let (offset, lines) = whole[k - 1].1;
+            let at = At { offset, lines, header: Vec::new() };
+            let rest = std::io::Cursor::new(input[offset as usize..].to_vec());
+            let tail: Vec<SourceItem> =
+                read_lines_from(rest, "f.jsonl".into(), 1 << 20, Some(at), Tell::default()).collect();
+            let expected: Vec<SourceItem> = whole[k..].iter().map(|(i, _)| i.clone()).collect();
+            assert_eq!(tail, expected, "started after item {k}");
+        }
     }
 
     #[test]

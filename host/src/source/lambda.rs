@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use super::objects::ObjectRef;
-use super::objects::{Objects, read_object};
+use super::objects::Objects;
+use super::resume::Resume;
 use super::{Items, SourceError, SourceItem, Unreadable, json};
 use crate::record::Record;
 
@@ -223,8 +224,9 @@ pub enum Message {
     /// A record (or an unreadable message).
     Item(SourceItem),
     /// The rows of these objects (an S3 event in the body); `redelivered` unless SQS says this
-    /// is its first receive (then no checkpoint can exist).
-    Objects { id: String, refs: Vec<ObjectRef>, redelivered: bool },
+    /// is its first receive (then no checkpoint can exist); `resume` where a continuation
+    /// message says to go on.
+    Objects { id: String, refs: Vec<ObjectRef>, redelivered: bool, resume: Option<Resume> },
     /// An `s3:TestEvent`: nothing to process.
     Skip { id: String },
 }
@@ -236,7 +238,8 @@ pub fn message(index: usize, m: &SqsMessage) -> Message {
         Some(Envelope::S3(refs)) => {
             let receives = m.attributes.get("ApproximateReceiveCount");
             let redelivered = receives.and_then(|n| n.parse::<u32>().ok()).is_none_or(|n| n > 1);
-            Message::Objects { id, refs, redelivered }
+            let resume = carried_resume(&id, m);
+            Message::Objects { id, refs, redelivered, resume }
         }
         Some(Envelope::TestEvent) => Message::Skip { id },
         Some(Envelope::Notification(message)) => {
@@ -353,7 +356,24 @@ pub fn read_json<R: BufRead + Send + 'static>(
 
 /// Reads each object in turn.
 pub fn read_objects(refs: Vec<ObjectRef>, objects: Objects) -> Items {
-    Box::new(refs.into_iter().flat_map(move |o| read_object(&objects, &o)))
+    super::objects::read_unit(refs, objects, None, super::resume::Marks::default())
+}
+
+/// The message attribute of a continuation: the message was re-sent to its queue to go on
+/// reading its objects where this says (a JSON [`Resume`]), instead of being redelivered.
+pub const RESUME_ATTRIBUTE: &str = "weir-resume";
+
+/// The resume a continuation message carries, if any (one that cannot be read is ignored: the
+/// objects are read from their start, the sinks absorb the repeats).
+fn carried_resume(id: &str, m: &SqsMessage) -> Option<Resume> {
+    let text = m.message_attributes.get(RESUME_ATTRIBUTE)?.string_value.as_deref()?;
+    match serde_json::from_str(text) {
+        Ok(resume) => Some(resume),
+        Err(e) => {
+            tracing::warn!(message = %id, error = %e, "ignoring a {RESUME_ATTRIBUTE} attribute that is not a resume; reading from the start");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

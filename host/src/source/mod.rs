@@ -13,6 +13,7 @@ pub mod csv;
 pub mod json;
 pub mod lambda;
 pub mod objects;
+pub mod resume;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -117,21 +118,25 @@ impl<R: Read> Read for Counting<R> {
 
 /// How much of an input weir holds at once (`[source]` in `weir.toml`): a record longer than
 /// `max_record_bytes`, or a compressed object expanding more than `max_expansion` times its size
-/// (past the first 256 MiB), is unreadable data with the reason, never memory without bound.
+/// (past the first 256 MiB), is unreadable data with the reason, never memory without bound. An
+/// object larger than `max_object_bytes` (stored, or decompressed) is not read (past it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceLimits {
     pub max_record_bytes: u64,
     pub max_expansion: u64,
+    pub max_object_bytes: u64,
 }
 
 impl SourceLimits {
     /// The largest `max_record_bytes` a pipeline may set (256 MiB).
     pub const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
+    /// The smallest `max_object_bytes` a pipeline may set (1 MiB).
+    pub const MIN_OBJECT_BYTES: u64 = 1024 * 1024;
 }
 
 impl Default for SourceLimits {
     fn default() -> Self {
-        SourceLimits { max_record_bytes: 1024 * 1024, max_expansion: 200 }
+        SourceLimits { max_record_bytes: 1024 * 1024, max_expansion: 200, max_object_bytes: 10 * 1024 * 1024 * 1024 }
     }
 }
 

@@ -24,6 +24,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::resume::{Marks, Resume, Tell};
 use super::{Counting, Format, Items, Progress, SourceItem, SourceLimits, Unreadable, csv, json};
 
 /// Why an object could not be opened.
@@ -31,8 +32,27 @@ use super::{Counting, Format, Items, Progress, SourceItem, SourceLimits, Unreada
 pub enum OpenError {
     /// It is not there (deleted before it was read): retrying will not help.
     Missing(String),
+    /// It is no longer the content a resume was made for (its ETag changed).
+    Changed(String),
     /// Anything else: retrying may help.
     Other(String),
+}
+
+/// Where to start reading an object: `offset` bytes in, provided it still has `etag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub offset: u64,
+    pub etag: Option<String>,
+}
+
+/// An object opened for reading.
+pub struct Opened {
+    /// Its bytes, from the start or the range asked for.
+    pub body: Box<dyn Read + Send>,
+    /// Its ETag, if the store has them: what a resume binds to.
+    pub etag: Option<String>,
+    /// Its whole size in bytes, when known.
+    pub size: Option<u64>,
 }
 
 /// An object an event names: its bucket, key and (in a versioned bucket) version.
@@ -64,9 +84,10 @@ impl ObjectRef {
 
 /// Opens objects as byte streams.
 pub trait ObjectStore: Send + Sync {
-    /// Opens the object (the version it names, if any) for reading. The stream may fail part
-    /// way; decoders report that.
-    fn open(&self, object: &ObjectRef) -> Result<Box<dyn Read + Send>, OpenError>;
+    /// Opens the object (the version it names, if any) for reading, from its start or from
+    /// `range` (past the end: an empty stream). The stream may fail part way; decoders report
+    /// that.
+    fn open(&self, object: &ObjectRef, range: Option<&Range>) -> Result<Opened, OpenError>;
 }
 
 /// Objects as files under `<root>/<bucket>/<key>`.
@@ -76,16 +97,23 @@ pub struct LocalObjects {
 }
 
 impl ObjectStore for LocalObjects {
-    /// A local tree keeps one version of each key: the file.
-    fn open(&self, object: &ObjectRef) -> Result<Box<dyn Read + Send>, OpenError> {
+    /// A local tree keeps one version of each key, the file, and no ETags.
+    fn open(&self, object: &ObjectRef, range: Option<&Range>) -> Result<Opened, OpenError> {
+        use std::io::{Seek, SeekFrom};
         let path = self.root.join(&object.bucket).join(&object.key);
-        match File::open(&path) {
-            Ok(f) => Ok(Box::new(f)),
+        let other = |e: std::io::Error| OpenError::Other(format!("cannot open {}: {e}", path.display()));
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(OpenError::Missing(format!("no such file {}", path.display())))
+                return Err(OpenError::Missing(format!("no such file {}", path.display())));
             }
-            Err(e) => Err(OpenError::Other(format!("cannot open {}: {e}", path.display()))),
+            Err(e) => return Err(other(e)),
+        };
+        let size = file.metadata().map_err(other)?.len();
+        if let Some(range) = range {
+            file.seek(SeekFrom::Start(range.offset.min(size))).map_err(other)?;
         }
+        Ok(Opened { body: Box::new(file), etag: None, size: Some(size) })
     }
 }
 
@@ -98,14 +126,37 @@ pub struct S3Objects {
 }
 
 impl ObjectStore for S3Objects {
-    fn open(&self, object: &ObjectRef) -> Result<Box<dyn Read + Send>, OpenError> {
+    /// A range is a ranged GET (`Range: bytes=N-`) conditional on the ETag (`If-Match`).
+    fn open(&self, object: &ObjectRef, range: Option<&Range>) -> Result<Opened, OpenError> {
         let request = self.client.get_object().bucket(&object.bucket).key(&object.key);
-        let response = self.runtime.block_on(request.set_version_id(object.version.clone()).send());
+        let request = request
+            .set_version_id(object.version.clone())
+            .set_range(range.map(|r| format!("bytes={}-", r.offset)))
+            .set_if_match(range.and_then(|r| r.etag.clone()));
+        let response = self.runtime.block_on(request.send());
+        let code = |e: &aws_sdk_s3::error::SdkError<_, _>| {
+            e.as_service_error()
+                .and_then(|s: &aws_sdk_s3::operation::get_object::GetObjectError| s.meta().code())
+                .map(str::to_string)
+        };
         match response {
             Ok(out) => {
+                // A ranged answer's Content-Range says the whole size: `bytes 10-99/100`.
+                let whole = out.content_range().and_then(|r| r.rsplit('/').next()?.parse().ok());
+                let size = whole.or(out.content_length().and_then(|n| u64::try_from(n).ok()));
+                let etag = out.e_tag().map(str::to_string);
                 let body = out.body.into_async_read();
-                Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(body, self.runtime.clone())))
+                let body = Box::new(tokio_util::io::SyncIoBridge::new_with_handle(body, self.runtime.clone()));
+                Ok(Opened { body, etag, size })
             }
+            // Resumed at its very end: nothing is left to read.
+            Err(e) if range.is_some() && code(&e).as_deref() == Some("InvalidRange") => {
+                Ok(Opened { body: Box::new(std::io::empty()), etag: range.and_then(|r| r.etag.clone()), size: None })
+            }
+            Err(e) if code(&e).as_deref() == Some("PreconditionFailed") => Err(OpenError::Changed(format!(
+                "{}: its ETag is not the one it was read with",
+                crate::aws::describe(&e)
+            ))),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 Err(OpenError::Missing("NoSuchKey: the object was deleted before it was read".into()))
             }
@@ -161,11 +212,17 @@ impl Objects {
 struct InflationLimits {
     free_bytes: u64,
     max_ratio: u64,
+    /// Past this many bytes out, whatever the ratio (the pipeline's `max_object_bytes`).
+    max_bytes: u64,
 }
 
 impl Default for InflationLimits {
     fn default() -> Self {
-        InflationLimits { free_bytes: 256 * 1024 * 1024, max_ratio: 200 }
+        InflationLimits {
+            free_bytes: 256 * 1024 * 1024,
+            max_ratio: 200,
+            max_bytes: SourceLimits::default().max_object_bytes,
+        }
     }
 }
 
@@ -183,6 +240,15 @@ impl<R: Read> Read for Inflation<R> {
         let n = self.inner.read(buf)?;
         self.inflated += n as u64;
         let compressed = self.compressed.bytes().max(1);
+        if self.inflated > self.limits.max_bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "decompressed past the pipeline's [source] max_object_bytes ({}); not read further",
+                    self.limits.max_bytes
+                ),
+            ));
+        }
         if self.inflated > self.limits.free_bytes && self.inflated / compressed > self.limits.max_ratio {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -199,13 +265,44 @@ impl<R: Read> Read for Inflation<R> {
 /// Reads one object (the version it names) as items; every failure is an item (see the module
 /// docs).
 pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
+    read_object_from(objects, object, None, &Tell::default()).0
+}
+
+/// Reads a unit of objects (the ones a message names) in order, from `from` when it resumes one,
+/// and marks each item's place in `marks` (see [`super::resume`]).
+pub fn read_unit(refs: Vec<ObjectRef>, objects: Objects, from: Option<Resume>, marks: Marks) -> Items {
+    let start = from.as_ref().map_or(0, |r| r.object);
+    Box::new(refs.into_iter().enumerate().skip(start).flat_map(move |(i, object)| {
+        let tell = Tell::default();
+        let (items, etag, mut count) =
+            read_object_from(&objects, &object, from.as_ref().filter(|r| r.object == i), &tell);
+        marks.open(i, etag, tell);
+        let marks = marks.clone();
+        items.inspect(move |_| {
+            count += 1;
+            marks.item(i, count);
+        })
+    }))
+}
+
+/// [`read_object`], resumed at `from` when given: with a ranged read from its offset if the
+/// format can start there (plain CSV and JSON Lines) and the object still has the ETag it was
+/// read with; else from the start, its done items read again and skipped. An object that
+/// changed since is read from its start. Returns the items, the object's ETag, and how many of
+/// its items come before the first one returned.
+fn read_object_from(
+    objects: &Objects,
+    object: &ObjectRef,
+    from: Option<&Resume>,
+    tell: &Tell,
+) -> (Items, Option<String>, u64) {
     let (bucket, key) = (object.bucket.as_str(), object.key.as_str());
     let id = object.id();
+    let one = |item: SourceItem| -> (Items, Option<String>, u64) { (Box::new(std::iter::once(item)), None, 0) };
     if !objects.filter.accepts(bucket, key) {
         tracing::info!(object = %id, "skipping object outside the pipeline's prefix/suffix filter");
-        return Box::new(std::iter::empty());
+        return (Box::new(std::iter::empty()), None, 0);
     }
-    let one = |item: SourceItem| -> Items { Box::new(std::iter::once(item)) };
     let unreadable = |reason: String| Unreadable { id: id.clone(), raw: String::new(), reason };
     let (name, gzip) = match key.strip_suffix(".gz") {
         Some(inner) => (inner, true),
@@ -216,39 +313,89 @@ pub fn read_object(objects: &Objects, object: &ObjectRef) -> Items {
             "{id}: unknown format (expected .csv, .jsonl, .ndjson or .json, optionally .gz)"
         ))));
     };
-    let raw = match objects.store.open(object) {
-        Ok(r) => r,
-        Err(OpenError::Missing(m)) => return one(SourceItem::Unreadable(unreadable(format!("{id}: {m}")))),
-        Err(OpenError::Other(m)) => return one(SourceItem::Failed(unreadable(format!("{id}: {m}")))),
+    let seekable = !gzip && matches!(format, Format::Csv | Format::JsonLines);
+    let at = from.and_then(|r| r.at.clone()).filter(|_| seekable);
+    let range = at.as_ref().map(|a| Range { offset: a.offset, etag: from.and_then(|r| r.etag.clone()) });
+    let opened = match objects.store.open(object, range.as_ref()) {
+        Err(OpenError::Changed(m)) => {
+            tracing::info!(object = %id, reason = %m, "the object changed since its checkpoint; reading it from its start");
+            return read_object_from(objects, object, None, tell);
+        }
+        other => other,
     };
+    let opened = match opened {
+        Ok(o) => o,
+        Err(OpenError::Missing(m)) => return one(SourceItem::Unreadable(unreadable(format!("{id}: {m}")))),
+        Err(OpenError::Changed(m) | OpenError::Other(m)) => {
+            return one(SourceItem::Failed(unreadable(format!("{id}: {m}"))));
+        }
+    };
+    let max = objects.limits.max_object_bytes;
+    if let Some(size) = opened.size.filter(|&size| size > max) {
+        return one(SourceItem::Unreadable(unreadable(format!(
+            "{id}: {size} bytes, over the pipeline's [source] max_object_bytes ({max}); not read"
+        ))));
+    }
+    if let (Some(r), None) = (from, &range)
+        && r.etag.is_some()
+        && opened.etag != r.etag
+    {
+        // Resumed by count, but not the content the count was made for.
+        tracing::info!(object = %id, "the object changed since its checkpoint; reading it from its start");
+        return read_object_from(objects, object, None, tell);
+    }
+    let etag = opened.etag.clone();
     let compressed = Progress::default();
-    let raw = Counting { inner: super::Transport(raw), progress: compressed.clone() };
+    let raw = Counting { inner: super::Transport(opened.body), progress: compressed.clone() };
     let decoded: Box<dyn Read + Send> = if gzip {
         let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
-        let limits = InflationLimits { max_ratio: objects.limits.max_expansion, ..InflationLimits::default() };
+        let limits =
+            InflationLimits { max_ratio: objects.limits.max_expansion, max_bytes: max, ..InflationLimits::default() };
         Box::new(Inflation { inner: inflated, compressed, inflated: 0, limits })
     } else {
         Box::new(raw)
     };
     let mut reader = BufReader::with_capacity(256 * 1024, decoded);
-    match reader.fill_buf() {
-        Ok([]) => return one(SourceItem::Unreadable(unreadable(format!("{id}: the object is empty")))),
-        Ok(_) => {}
-        Err(e) if gzip && !super::is_retryable(&e) => {
-            return one(SourceItem::Unreadable(unreadable(format!("{id}: not a gzip stream: {e}"))));
+    if range.is_none() {
+        match reader.fill_buf() {
+            Ok([]) => return one(SourceItem::Unreadable(unreadable(format!("{id}: the object is empty")))),
+            Ok(_) => {}
+            Err(e) if gzip && !super::is_retryable(&e) => {
+                return one(SourceItem::Unreadable(unreadable(format!("{id}: not a gzip stream: {e}"))));
+            }
+            Err(e) => return one(SourceItem::Failed(unreadable(format!("{id}: cannot read: {e}")))),
         }
-        Err(e) => return one(SourceItem::Failed(unreadable(format!("{id}: cannot read: {e}")))),
     }
-    match format {
+    // Only a reader of the object's own bytes can say where in the object it is.
+    let told = if seekable { tell.clone() } else { Tell::default() };
+    let items = match format {
         Format::Csv => {
             let mut attributes = vec![("s3_bucket".into(), bucket.into()), ("s3_key".into(), key.into())];
             if let Some(v) = &object.version {
                 attributes.push(("s3_version".into(), v.clone()));
             }
-            csv::read(reader, id, attributes, objects.limits.max_record_bytes)
+            csv::read_from(reader, id.clone(), attributes, objects.limits.max_record_bytes, at, told)
         }
-        Format::JsonLines => json::read_lines(reader, id, objects.limits.max_record_bytes),
-        Format::Json => json::read_array(reader, id),
+        Format::JsonLines => json::read_lines_from(reader, id.clone(), objects.limits.max_record_bytes, at, told),
+        Format::Json => json::read_array(reader, id.clone()),
+    };
+    match from {
+        Some(r) if range.is_some() => (items, etag, r.items),
+        Some(r) => {
+            // Read again from the start: skip exactly the items done, and nothing else (a read
+            // failure among them is the unit's failure).
+            let mut items = items.peekable();
+            let mut skipped = 0;
+            while skipped < r.items && items.next_if(|item| !matches!(item, SourceItem::Failed(_))).is_some() {
+                skipped += 1;
+            }
+            if skipped < r.items && items.peek().is_none() {
+                tracing::info!(object = %id, skipped, done = r.items, "the object has fewer items than its checkpoint counts as done: it changed; reading it from its start");
+                return read_object_from(objects, object, None, tell);
+            }
+            (Box::new(items), etag, skipped)
+        }
+        None => (items, etag, 0),
     }
 }
 
@@ -267,7 +414,7 @@ mod tests {
         let compressed = Progress::default();
         let raw = Counting { inner: std::io::Cursor::new(bomb), progress: compressed.clone() };
         let inflated = flate2::read::MultiGzDecoder::new(BufReader::new(raw));
-        let limits = InflationLimits { free_bytes: 1024 * 1024, max_ratio: 200 };
+        let limits = InflationLimits { free_bytes: 1024 * 1024, max_ratio: 200, max_bytes: u64::MAX };
         let mut bounded = Inflation { inner: inflated, compressed, inflated: 0, limits };
         let err = std::io::copy(&mut bounded, &mut std::io::sink()).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
@@ -330,5 +477,88 @@ mod tests {
         assert!(collect(&objects, "a.jsonl.gz").is_empty(), "wrong suffix");
         assert!(!objects.filter.accepts("b", "z.csv"), "wrong prefix");
         assert!(objects.filter.accepts("b", "ab.csv"));
+    }
+
+    /// An open: the key and the offset asked for.
+    type Open = (String, Option<u64>);
+
+    /// Local objects with ETags (the file's length and first bytes) and If-Match, recording
+    /// every open and the offset it asked for.
+    #[derive(Clone, Default)]
+    struct Recorded {
+        root: PathBuf,
+        opens: Arc<std::sync::Mutex<Vec<Open>>>,
+    }
+
+    impl ObjectStore for Recorded {
+        fn open(&self, object: &ObjectRef, range: Option<&Range>) -> Result<Opened, OpenError> {
+            self.opens.lock().unwrap().push((object.key.clone(), range.map(|r| r.offset)));
+            let bytes = std::fs::read(self.root.join(&object.bucket).join(&object.key)).unwrap();
+            let etag = format!("\"{}-{:?}\"", bytes.len(), &bytes[..bytes.len().min(8)]);
+            if let Some(wanted) = range.and_then(|r| r.etag.as_ref())
+                && *wanted != etag
+            {
+                return Err(OpenError::Changed("PreconditionFailed".into()));
+            }
+            let rest = bytes[range.map_or(0, |r| r.offset as usize).min(bytes.len())..].to_vec();
+            Ok(Opened { body: Box::new(std::io::Cursor::new(rest)), etag: Some(etag), size: Some(bytes.len() as u64) })
+        }
+    }
+
+    fn ids(items: impl Iterator<Item = SourceItem>) -> Vec<String> {
+        items.map(|i| i.id().to_string()).collect()
+    }
+
+    /// A unit resumed at a checkpoint reads on from the offset after its last done item (a
+    /// ranged read, bound to the ETag) and yields exactly the items a whole read yields after
+    /// it; compressed objects and JSON arrays re-read and skip; finished objects of the unit are
+    /// not opened; a changed object is read from its start.
+    #[test]
+    fn a_resumed_unit_reads_on_from_its_offset_or_skips_what_was_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = dir.path().join("b");
+        std::fs::create_dir_all(&b).unwrap();
+        let csv: String =
+            std::iter::once("id,v\r\n".to_string()).chain((0..10).map(|i| format!("{i},\"x\ny{i}\"\r\n"))).collect();
+        std::fs::write(b.join("o.csv"), &csv).unwrap();
+        let lines: String = (0..10).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(lines.as_bytes()).unwrap();
+        std::fs::write(b.join("o.jsonl.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(b.join("o.jsonl"), &lines).unwrap();
+        let store = Recorded { root: dir.path().to_path_buf(), ..Recorded::default() };
+        let objects = Objects { store: Arc::new(store.clone()), ..Objects::local(dir.path()) };
+        let unit = |keys: &[&str]| keys.iter().map(|k| ObjectRef::new("b", *k)).collect::<Vec<_>>();
+
+        for (keys, done, ranged) in
+            [(&["o.csv"][..], 4, true), (&["o.jsonl.gz"][..], 4, false), (&["o.csv", "o.jsonl"][..], 13, true)]
+        {
+            let whole = ids(read_unit(unit(keys), objects.clone(), None, Marks::default()));
+            let marks = Marks::default();
+            let mut first = read_unit(unit(keys), objects.clone(), None, marks.clone());
+            for _ in 0..done {
+                first.next().unwrap();
+            }
+            marks.confirm(done as u64);
+            let resume = marks.resume().unwrap();
+            assert_eq!(resume.at.is_some(), ranged, "{keys:?}: {resume:?}");
+            store.opens.lock().unwrap().clear();
+            let rest = ids(read_unit(unit(keys), objects.clone(), Some(resume.clone()), Marks::default()));
+            assert_eq!(rest, whole[done..], "{keys:?} resumed after {done}");
+            let opens = store.opens.lock().unwrap().clone();
+            let last = keys[resume.object].to_string();
+            assert_eq!(opens[0], (last, resume.at.as_ref().map(|a| a.offset)), "{keys:?}: only from the resume on");
+            assert_eq!(opens.len(), keys.len() - resume.object);
+        }
+
+        // The object changed since (another ETag): read from its start, every row.
+        let marks = Marks::default();
+        let mut first = read_unit(unit(&["o.csv"]), objects.clone(), None, marks.clone());
+        first.next().unwrap();
+        marks.confirm(1);
+        let resume = marks.resume().unwrap();
+        std::fs::write(b.join("o.csv"), csv.replace("y1", "changed")).unwrap();
+        let again = ids(read_unit(unit(&["o.csv"]), objects.clone(), Some(resume), Marks::default()));
+        assert_eq!(again.len(), 10, "{again:?}");
     }
 }

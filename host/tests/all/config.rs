@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use weir_host::pipeline::Pipeline;
+use weir_host::source::objects::{ObjectRef, Objects, read_object};
 
 /// Checks one case: the message for `tests/ui/<case>.toml` is `tests/ui/<case>.err`.
 fn check(case: &str) {
@@ -87,4 +88,25 @@ fn source_limits_bound_what_a_run_reads() {
         "{items:?}"
     );
     assert!(matches!(&items[1], weir_host::source::SourceItem::Record(_)));
+
+    // An object over `max_object_bytes` is one unreadable item, unread; a smaller one is read.
+    let text = format!("{text}max_object_bytes = 1048576\n");
+    let p = Pipeline::parse_deployed(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("b")).unwrap();
+    std::fs::write(dir.path().join("b/big.jsonl"), "{\"a\":1}\n".repeat(150_000)).unwrap();
+    std::fs::write(dir.path().join("b/small.jsonl"), "{\"a\":1}\n".repeat(10)).unwrap();
+    let objects = weir_host::source::objects::Objects { limits: p.source.limits, ..Objects::local(dir.path()) };
+    let big: Vec<_> = read_object(&objects, &ObjectRef::new("b", "big.jsonl")).collect();
+    assert!(
+        matches!(&big[..], [weir_host::source::SourceItem::Unreadable(u)]
+            if u.reason == "s3://b/big.jsonl: 1200000 bytes, over the pipeline's [source] max_object_bytes (1048576); not read"),
+        "{big:?}"
+    );
+    assert_eq!(read_object(&objects, &ObjectRef::new("b", "small.jsonl")).count(), 10);
+    let small = text.replace("max_object_bytes = 1048576", "max_object_bytes = 1000");
+    let err = Pipeline::parse_deployed(&file, &small).unwrap_err().to_string();
+    assert!(
+        err.contains("source.max_object_bytes") && err.contains("must be at least 1048576 (1 MiB), got 1000"),
+        "{err}"
+    );
 }

@@ -347,7 +347,7 @@ fn consume(world: &World, runner: &mut Runner, objects: &Objects) -> (usize, usi
             return (done, failed);
         }
         let records = messages(received.iter().map(|(r, _)| r.clone()).collect());
-        let failures = runner.run_sqs_event(&records, objects).expect("runner");
+        let failures = runner.run_sqs_event(&records, objects).expect("runner").failed;
         for (record, handle) in &received {
             if failures.contains_key(record["messageId"].as_str().unwrap()) {
                 failed += 1;
@@ -591,7 +591,7 @@ fn d_a_batch_delivered_twice_and_concurrently_has_one_effect() {
     let records = event(&orders);
     let (mut first, objects) = world.consumer();
     for _ in 0..2 {
-        let failed = first.run_sqs_event(&records, &objects).expect("runner");
+        let failed = first.run_sqs_event(&records, &objects).expect("runner").failed;
         assert!(failed.is_empty(), "{failed:?}");
     }
     // Two consumers at once (a visibility timeout expiring mid-batch).
@@ -600,7 +600,7 @@ fn d_a_batch_delivered_twice_and_concurrently_has_one_effect() {
         for (runner, objects) in consumers.iter_mut() {
             let records = &records;
             scope.spawn(move || {
-                let failed = runner.run_sqs_event(records, objects).expect("runner");
+                let failed = runner.run_sqs_event(records, objects).expect("runner").failed;
                 assert!(failed.is_empty(), "{failed:?}");
             });
         }
@@ -666,7 +666,7 @@ fn e_faults_between_weir_and_aws_lose_nothing_and_duplicate_nothing() {
     while !pending.is_empty() {
         rounds += 1;
         assert!(rounds <= 25, "still failing after 25 redeliveries: {}", pending.len());
-        let failed = runner.run_sqs_event(&pending, &objects).expect("runner");
+        let failed = runner.run_sqs_event(&pending, &objects).expect("runner").failed;
         failed_any += failed.len();
         // (Shown when the test fails.)
         eprintln!("round {rounds}: {} failed {:?}", failed.len(), failed.iter().next());

@@ -31,6 +31,10 @@ locals {
       bucket = var.output_bucket_name
       prefix = var.checkpoints_prefix
     }
+    input = {
+      queue_url = var.input_queue_url
+      queue_arn = var.input_queue_arn
+    }
   }
   bindings_json = jsonencode(local.bindings)
 
@@ -59,6 +63,14 @@ locals {
         Sid      = "ConsumeInputQueue"
         Effect   = "Allow"
         Action   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+        Resource = [var.input_queue_arn]
+      },
+      {
+        # An object cut off by the invocation deadline goes on in a new message on the same
+        # queue (a continuation), so a large object does not spend its message's receives.
+        Sid      = "ContinueLongObjects"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
         Resource = [var.input_queue_arn]
       },
       {

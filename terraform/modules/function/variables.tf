@@ -128,6 +128,11 @@ variable "input_queue_arn" {
   type        = string
 }
 
+variable "input_queue_url" {
+  description = "URL of the input queue, where the function continues objects cut off by its deadline."
+  type        = string
+}
+
 variable "sns_kms_key_arn" {
   description = "Customer-managed KMS key of the SNS topics, or null (then no KMS grant)."
   type        = string
