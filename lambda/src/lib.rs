@@ -55,10 +55,8 @@ use weir_host::pipeline::checkpoints::S3Checkpoints;
 use weir_host::pipeline::deployment::InputBinding;
 use weir_host::pipeline::deployment::{DeployError, Deployment};
 use weir_host::pipeline::{Bindings, Pipeline, RunStats, Runner, build};
-use weir_host::source::lambda::{
-    Event, EventError, SqsBatchResponse, s3_event_id, s3_objects, sns_event_id, sns_items,
-};
-use weir_host::source::objects::{Objects, read_unit};
+use weir_host::source::lambda::{Event, EventError, SqsBatchResponse, s3_event_id, s3_items, sns_event_id, sns_items};
+use weir_host::source::objects::Objects;
 use weir_host::source::resume::by_count;
 use weir_host::{Chain, Engine};
 
@@ -313,9 +311,9 @@ fn run_event(active: &mut Active, aws: &Aws, payload: Value) -> Result<SqsBatchR
         }
         Event::S3(event) => {
             // One unit, resumable: identified by its objects and their versions.
-            let (refs, objects) = (s3_objects(&event.records), active.objects.clone());
-            let read = |from, marks| read_unit(refs, objects, from, marks);
-            active.runner.run_resumable(&s3_event_id(&event.records), read, true, None)?.failure.into_iter().collect()
+            let (id, objects) = (s3_event_id(&event.records), active.objects.clone());
+            let read = |from, marks| s3_items(&id, &event, objects, from, marks);
+            active.runner.run_resumable(&id, read, true, None)?.failure.into_iter().collect()
         }
         Event::Sns(event) => {
             // One unit, resumable by count: identified by its SNS message ids.

@@ -902,6 +902,7 @@ mod tests {
     }
 
     /// An SQS message of a FIFO queue (`group`) or a standard one (`None`).
+    #[allow(clippy::field_reassign_with_default)] // the event type is non-exhaustive
     fn sqs(id: &str, group: Option<&str>, body: &str) -> crate::source::lambda::SqsMessage {
         let mut m = crate::source::lambda::SqsMessage::default();
         m.message_id = Some(id.into());

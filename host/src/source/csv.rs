@@ -1,12 +1,16 @@
 //! CSV: a header row, then one record per row as a JSON object of strings (header -> value).
 //!
-//! Streams with the `csv` crate: CRLF or LF, quoted fields with embedded commas, quotes and
-//! newlines, a UTF-8 byte-order mark before the header. A row with a different number of fields
-//! than the header, or bytes that are not UTF-8, becomes an [`Unreadable`] naming the line; the
-//! rest of the file goes on. Record ids are `name#line` (the row's first line, 1-based, header
-//! is line 1). A record longer than the limit (`max_record_bytes`; an unterminated quote
-//! swallows the rest of the file into one field) is never held: it is one unreadable item naming
-//! the line where it starts, and reading resynchronises at the first line break past the limit.
+//! Streams with the `csv` crate: CRLF, LF or lone CR line ends, quoted fields with embedded
+//! commas, quotes and newlines, a UTF-8 byte-order mark before the header. Blank lines are
+//! skipped; a row of one empty quoted field (`""`) is a row. A row with a different number of
+//! fields than the header, or bytes that are not UTF-8, becomes an [`Unreadable`] naming the
+//! line; the rest of the file goes on. Record ids are `name#line` (the line the row's first
+//! field is on, 1-based, header is line 1; a line ends at a LF, a CRLF or a lone CR). A record
+//! longer than the limit (`max_record_bytes`, counted from the end of the row before; an
+//! unterminated quote swallows the rest of the file into one field) is never held past it: it
+//! is one unreadable item naming the line where it starts, and reading resynchronises at the
+//! first line break past the limit. Whether a row is over the limit does not depend on how
+//! reads split the file.
 //!
 //! [`read_from`] starts mid-file (a resume, see [`super::resume`]): at a byte offset, after a
 //! number of lines, with the header read before; it reports its place after every item.
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
-use super::resume::{At, Tell};
+use super::resume::{At, Place, Tell};
 use super::{Items, SourceItem, Unreadable, cap_raw};
 use crate::record::Record;
 
@@ -44,8 +48,14 @@ pub fn read_from<R: Read + Send + 'static>(
     tell: Tell,
 ) -> Items {
     let base = from.as_ref().map_or(0, |a| a.offset);
-    let lines =
-        Arc::new(Mutex::new(LineIndex { passed: from.as_ref().map_or(0, |a| a.lines), ..LineIndex::default() }));
+    let mut index = LineIndex { passed: from.as_ref().map_or(0, |a| a.lines), seen: base, ..LineIndex::default() };
+    if from.as_ref().is_some_and(|a| a.after_cr && a.offset > 0 && a.lines > 0) {
+        // The CR before `base` was counted: stand it back in, so a LF at `base` joins it.
+        index.passed -= 1;
+        index.breaks.push_back((base - 1, 1));
+        index.after_cr = true;
+    }
+    let lines = Arc::new(Mutex::new(index));
     let record_start = Arc::new(AtomicU64::new(base));
     let newlines = Newlines {
         inner: reader,
@@ -54,8 +64,10 @@ pub fn read_from<R: Read + Send + 'static>(
         record_start: record_start.clone(),
         max_record,
         pushback: Vec::new(),
+        first: if base == 0 { First::File } else { First::Resumed },
     };
-    let mut header: Option<Vec<String>> = from.map(|a| a.header);
+    // No header yet when the first rows were over the bound (a header has at least one name).
+    let mut header: Option<Vec<String>> = from.map(|a| a.header).filter(|h| !h.is_empty());
     if let Some(h) = &header {
         tell.set_header(h);
     }
@@ -67,24 +79,32 @@ pub fn read_from<R: Read + Send + 'static>(
             if failed {
                 break 'read None;
             }
-            let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(parser.position());
-            record_start.store(parser.position(), Ordering::Relaxed);
-            match parser.read(&mut row) {
+            // The parser stands past the last row: where this one (and any blank lines before
+            // it) starts. Line breaks before it are no longer needed.
+            let start = parser.position();
+            record_start.store(start, Ordering::Relaxed);
+            lock(&lines).forget_before(start);
+            let read = parser.read(&mut row);
+            // The line the row's first byte is on (the csv crate skips blank lines before it).
+            let line = {
+                let index = lock(&lines);
+                index.line_of(index.content_start(start))
+            };
+            let id = format!("{name}#{line}");
+            let too_long = || format!("line {line}: a record longer than {max_record} bytes (an unterminated quote?)");
+            match read {
                 Ok(false) => break 'read None,
                 Err(e) if matches!(e.kind(), ::csv::ErrorKind::Io(io) if is_too_long(io)) => {
-                    // Over the bound: skip to the next line break and read on from there.
-                    let reason =
-                        format!("line {line}: a record longer than {max_record} bytes (an unterminated quote?)");
-                    let id = format!("{name}#{line}");
+                    // Over the bound mid-row: skip to the next line break and read on from there.
                     match parser.resync() {
                         Ok(next) => {
-                            let next_line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(next);
-                            let reason = format!("{reason}; skipped, reading on at line {next_line}");
+                            let next_line = lock(&lines).line_after(next);
+                            let reason = format!("{}; skipped, reading on at line {next_line}", too_long());
                             break 'read Some(SourceItem::Unreadable(Unreadable { id, raw: String::new(), reason }));
                         }
                         Err(e) => {
                             failed = true;
-                            let reason = format!("{reason}; cannot read past it: {e}");
+                            let reason = format!("{}; cannot read past it: {e}", too_long());
                             let unreadable = Unreadable { id, raw: String::new(), reason };
                             break 'read Some(if super::is_retryable(&e) {
                                 SourceItem::Failed(unreadable)
@@ -98,11 +118,8 @@ pub fn read_from<R: Read + Send + 'static>(
                     // Errors end the file; report where. An I/O error (a dropped connection
                     // mid-object) may pass on a retry; anything else is the data's.
                     failed = true;
-                    let unreadable = Unreadable {
-                        id: format!("{name}#{line}"),
-                        raw: String::new(),
-                        reason: format!("cannot read past line {line}: {e}"),
-                    };
+                    let unreadable =
+                        Unreadable { id, raw: String::new(), reason: format!("cannot read past line {line}: {e}") };
                     break 'read Some(if matches!(e.kind(), ::csv::ErrorKind::Io(io) if super::is_retryable(io)) {
                         SourceItem::Failed(unreadable)
                     } else {
@@ -111,10 +128,15 @@ pub fn read_from<R: Read + Send + 'static>(
                 }
                 Ok(true) => {}
             }
-            // The csv crate's own line counter lags on CRLF files; count from byte offsets.
-            let start = parser.base + row.position().map(|p| p.byte()).unwrap_or(0);
-            let line = lines.lock().unwrap_or_else(PoisonError::into_inner).line_at(start);
-            let id = format!("{name}#{line}");
+            // A row that arrived whole in one read is held to the same bound as one that did
+            // not (then the read above refused): what is unreadable does not depend on how the
+            // network split the object.
+            let end = parser.position();
+            if end - start > max_record {
+                let next_line = lock(&lines).line_after(end);
+                let reason = format!("{}; skipped, reading on at line {next_line}", too_long());
+                break 'read Some(SourceItem::Unreadable(Unreadable { id, raw: String::new(), reason }));
+            }
             // The row re-encoded as CSV (quoting as needed), for the dead-letter record.
             let raw = || {
                 let mut w = ::csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
@@ -143,9 +165,8 @@ pub fn read_from<R: Read + Send + 'static>(
                     continue;
                 }
                 Some(names) => {
-                    if row.len() == 1 && row.get(0) == Some(b"") {
-                        continue; // blank line
-                    }
+                    // Blank lines never get here (the csv crate skips them); a row of one empty
+                    // quoted field (`""`) is a row, as the csv crate's writer means it.
                     if row.len() != names.len() {
                         break 'read Some(SourceItem::Unreadable(Unreadable {
                             id,
@@ -182,11 +203,14 @@ pub fn read_from<R: Read + Send + 'static>(
         if failed {
             tell.lose();
         } else {
-            let at = parser.position();
-            tell.set(at, lines.lock().unwrap_or_else(PoisonError::into_inner).lines_before(at));
+            tell.set_place(lock(&lines).place(parser.position()));
         }
         item
     }))
+}
+
+fn lock(index: &Mutex<LineIndex>) -> std::sync::MutexGuard<'_, LineIndex> {
+    index.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The csv parser over the byte stream, and where in the file it started (it counts from 0).
@@ -225,34 +249,87 @@ impl<R: Read> Parser<R> {
         newlines.skip_line()?;
         self.base = newlines.offset;
         newlines.record_start.store(self.base, Ordering::Relaxed);
+        newlines.first = First::Resumed; // a new parser: U+FEFF here is data
         self.csv = Some(Self::csv(newlines));
         Ok(self.base)
     }
 }
 
-/// Offsets of the newlines read but not yet passed by the parser, and how many were passed:
-/// enough to turn a record's byte offset into its line number in bounded memory.
+/// The line breaks read but not yet passed by the parser, and how many were passed: enough to
+/// turn a record's byte offset into its line number in bounded memory. A line ends at a LF, a
+/// CRLF or a lone CR (the csv crate ends a row at each; editors end a line at each).
 #[derive(Debug, Default)]
 struct LineIndex {
-    pending: VecDeque<u64>,
+    /// `(offset, length)` of each break: 1 for LF or CR, 2 for CRLF.
+    breaks: VecDeque<(u64, u64)>,
     passed: u64,
+    /// The offset after the last byte seen, and whether that byte was a CR (a LF after it
+    /// belongs to the same break).
+    seen: u64,
+    after_cr: bool,
 }
 
 impl LineIndex {
-    /// The 1-based line of a record starting at byte `offset` (offsets must not go backwards).
-    /// A newline at `offset` itself counts: after a CRLF the csv parser starts the next record
-    /// at the `\n`.
-    fn line_at(&mut self, offset: u64) -> u64 {
-        while self.pending.front().is_some_and(|&nl| nl <= offset) {
-            self.pending.pop_front();
-            self.passed += 1;
+    /// Notes the breaks in `bytes`, which start `offset` bytes into the file.
+    fn saw(&mut self, offset: u64, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            let at = offset + i as u64;
+            match b {
+                b'\n' if self.after_cr => {
+                    // The LF of a CRLF; if its CR was passed already, so is the break.
+                    if let Some(last) = self.breaks.back_mut().filter(|(cr, _)| cr + 1 == at) {
+                        last.1 = 2;
+                    }
+                }
+                b'\n' | b'\r' => self.breaks.push_back((at, 1)),
+                _ => {}
+            }
+            self.after_cr = *b == b'\r';
         }
-        self.passed + 1
+        self.seen = offset + bytes.len() as u64;
     }
 
-    /// How many newlines come before byte `offset` (a reader started there counts on from it).
-    fn lines_before(&self, offset: u64) -> u64 {
-        self.passed + self.pending.partition_point(|&nl| nl < offset) as u64
+    /// Drops the breaks that end at or before `offset` (the parser is past them), but not a CR
+    /// that is the last byte seen: a LF after it makes it a CRLF, which rows after it skip.
+    fn forget_before(&mut self, offset: u64) {
+        let open_cr = self.after_cr.then(|| self.seen - 1);
+        while self.breaks.front().is_some_and(|&(at, len)| at + len <= offset && Some(at) != open_cr) {
+            self.breaks.pop_front();
+            self.passed += 1;
+        }
+    }
+
+    /// The 1-based line byte `offset` is on.
+    fn line_of(&self, offset: u64) -> u64 {
+        self.passed + self.breaks.partition_point(|&(at, len)| at + len <= offset) as u64 + 1
+    }
+
+    /// The first byte at or after `offset` that is not part of a line break (where a row
+    /// starting at `offset` after blank lines has its first field).
+    fn content_start(&self, mut offset: u64) -> u64 {
+        loop {
+            let i = self.breaks.partition_point(|&(at, _)| at <= offset);
+            match i.checked_sub(1).map(|i| self.breaks[i]) {
+                Some((at, len)) if offset < at + len => offset = at + len,
+                _ => return offset,
+            }
+        }
+    }
+
+    /// The line after the break at `offset` (the parser may stand on the LF of a CRLF).
+    fn line_after(&self, offset: u64) -> u64 {
+        let i = self.breaks.partition_point(|&(at, _)| at < offset);
+        match i.checked_sub(1).map(|i| self.breaks[i]) {
+            Some((at, len)) if offset < at + len => self.line_of(at + len),
+            _ => self.line_of(offset),
+        }
+    }
+
+    /// A place to start a reader for the row at `offset`. Right after a CR whose next byte is
+    /// unread it may be a CRLF: the place says so, and a reader started there lets a LF join it.
+    fn place(&self, offset: u64) -> Place {
+        let after_cr = self.after_cr && self.seen == offset && offset > 0;
+        Place { offset, lines: self.line_of(offset) - 1, after_cr }
     }
 }
 
@@ -276,19 +353,26 @@ struct Newlines<R> {
     max_record: u64,
     /// Bytes read past a skipped line's end, to be read next.
     pushback: Vec<u8>,
+    /// Whether anything was read yet, and from where.
+    first: First,
+}
+
+/// What the first read of a reader must take care of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// At the start of the file: a byte-order mark.
+    File,
+    /// Mid-file: a row that starts with U+FEFF (the same bytes).
+    Resumed,
+    Done,
 }
 
 impl<R: Read> Newlines<R> {
     fn index(&self, bytes: &[u8]) {
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        for (i, b) in bytes.iter().enumerate() {
-            if *b == b'\n' {
-                index.pending.push_back(self.offset + i as u64);
-            }
-        }
+        lock(&self.index).saw(self.offset, bytes);
     }
 
-    /// Reads past the next newline (or to the end), holding nothing.
+    /// Reads past the next line break (LF or CR; or to the end), holding nothing.
     fn skip_line(&mut self) -> std::io::Result<()> {
         let mut chunk = std::mem::take(&mut self.pushback);
         loop {
@@ -300,7 +384,7 @@ impl<R: Read> Newlines<R> {
                     return Ok(());
                 }
             }
-            match chunk.iter().position(|b| *b == b'\n') {
+            match chunk.iter().position(|b| matches!(b, b'\n' | b'\r')) {
                 Some(at) => {
                     self.index(&chunk[..=at]);
                     self.offset += at as u64 + 1;
@@ -319,16 +403,42 @@ impl<R: Read> Newlines<R> {
 impl<R: Read> Read for Newlines<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let start = self.record_start.load(Ordering::Relaxed);
-        if self.offset.saturating_sub(start) > self.max_record {
+        let used = self.offset.saturating_sub(start);
+        if used > self.max_record {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, TooLong(self.max_record)));
         }
-        let n = if self.pushback.is_empty() {
-            self.inner.read(buf)?
-        } else {
+        // Never past the bound's first byte: the parser is refused at the same byte however
+        // reads split the object, so reading resynchronises at the same line break.
+        let room = usize::try_from(self.max_record - used).unwrap_or(usize::MAX).saturating_add(1);
+        let mut cap = buf.len().min(room);
+        let first = if cap == 0 { self.first } else { std::mem::replace(&mut self.first, First::Done) };
+        if first == First::Resumed {
+            // Mid-file (a resume, a resync) a row may begin with U+FEFF: a first read of one
+            // byte keeps the csv crate from taking it for a byte-order mark.
+            cap = cap.min(1);
+        }
+        let buf = &mut buf[..cap];
+        let n = if !self.pushback.is_empty() {
             let n = buf.len().min(self.pushback.len());
             buf[..n].copy_from_slice(&self.pushback[..n]);
             self.pushback.drain(..n);
             n
+        } else if first == First::File && buf.len() >= 4 {
+            // The csv crate strips a byte-order mark only when its first read holds all three
+            // bytes, and takes a first read of only those for the end of the file: the first
+            // read gets at least four (or the whole file), however the network splits them.
+            let mut n = 0;
+            while n < 4 {
+                match self.inner.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            n
+        } else {
+            self.inner.read(buf)?
         };
         self.index(&buf[..n]);
         self.offset += n as u64;
@@ -427,13 +537,52 @@ mod tests {
         assert_eq!(whole.len(), 4);
         for k in 1..whole.len() {
             let (offset, lines) = whole[k - 1].1;
-            let at = At { offset, lines, header: vec!["id".into(), "v".into()] };
+            let at = At { offset, lines, header: vec!["id".into(), "v".into()], after_cr: false };
             let rest = input[offset as usize..].to_vec();
             let tail: Vec<SourceItem> =
                 read_from(std::io::Cursor::new(rest), "t.csv".into(), vec![], 1024, Some(at), Tell::default())
                     .collect();
             let expected: Vec<SourceItem> = whole[k..].iter().map(|(i, _)| i.clone()).collect();
             assert_eq!(tail, expected, "started after item {k}");
+        }
+    }
+
+    /// A reader that hands out at most `chunk` bytes per read.
+    struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    proptest::proptest! {
+        /// From the place told after any item (a checkpoint), a reader started on the rest of
+        /// the file yields exactly the items after it, ids included: CR, LF and CRLF breaks split
+        /// anywhere by the reads, blank lines, over-long rows.
+        #[test]
+        fn a_reader_started_at_any_told_place_yields_the_rest(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b,c", "\"", "\r", "\n", "\r\n", ",", "xxxxxxxxxxxx", "\u{feff}"]),
+                0..80,
+            ),
+            chunk in 1usize..16,
+            max in proptest::prop_oneof![8u64..40, proptest::strategy::Just(1u64 << 20)],
+        ) {
+            let input = pieces.concat().into_bytes();
+            let tell = Tell::default();
+            let mut items = read_from(Trickle(std::io::Cursor::new(input.clone()), chunk), "t.csv".into(), vec![], max, None, tell.clone());
+            let whole: Vec<(SourceItem, Option<At>)> =
+                std::iter::from_fn(|| items.next().map(|i| (i, tell.at()))).collect();
+            for k in 1..whole.len() {
+                let Some(at) = whole[k - 1].1.clone() else { continue };
+                let offset = at.offset;
+                let rest = Trickle(std::io::Cursor::new(input[offset as usize..].to_vec()), chunk);
+                let tail: Vec<SourceItem> = read_from(rest, "t.csv".into(), vec![], max, Some(at), Tell::default()).collect();
+                let expected: Vec<SourceItem> = whole[k..].iter().map(|(i, ..)| i.clone()).collect();
+                proptest::prop_assert_eq!(tail, expected, "started after item {}", k);
+            }
         }
     }
 

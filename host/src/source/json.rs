@@ -40,7 +40,7 @@ pub fn read_lines_from<R: BufRead + Send + 'static>(
             buf.clear();
             line_no += 1;
             let id = format!("{name}#{line_no}");
-            let read = (&mut reader).take(max_line as u64 + 1).read_until(b'\n', &mut buf);
+            let read = (&mut reader).take((max_line as u64).saturating_add(1)).read_until(b'\n', &mut buf);
             let read = match read {
                 Ok(n) if buf.len() > max_line && !buf.ends_with(b"\n") => {
                     skip_line(&mut reader).map(|skipped| n + skipped)
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(whole.len(), 4);
         for k in 1..whole.len() {
             let (offset, lines) = whole[k - 1].1;
-            let at = At { offset, lines, header: Vec::new() };
+            let at = At { offset, lines, header: Vec::new(), after_cr: false };
             let rest = std::io::Cursor::new(input[offset as usize..].to_vec());
             let tail: Vec<SourceItem> =
                 read_lines_from(rest, "f.jsonl".into(), 1 << 20, Some(at), Tell::default()).collect();

@@ -15,13 +15,13 @@ use std::path::Path;
 pub use aws_lambda_events::event::s3::S3Entity;
 pub use aws_lambda_events::event::sns::{SnsEvent, SnsRecord};
 pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use super::objects::ObjectRef;
 use super::objects::Objects;
-use super::resume::Resume;
-use super::{Items, SourceError, SourceItem, Unreadable, json};
+use super::resume::{Marks, Resume};
+use super::{Items, SourceError, SourceItem, Unreadable, cap_raw, json};
 use crate::record::Record;
 
 /// A Lambda event weir runs, typed by the source of its records (`eventSource`, or
@@ -51,16 +51,16 @@ pub enum EventError {
 /// `userIdentity` and `requestParameters`, which S3 sends but other producers of the format
 /// (replays, emulators, hand-written tests) may leave out; refusing a notification for a field
 /// weir never reads would lose its objects.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct S3Notification {
     #[serde(rename = "Records")]
     pub records: Vec<S3EventRecord>,
 }
 
 /// One record of an [`S3Notification`].
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct S3EventRecord {
-    #[serde(rename = "eventName", default)]
+    #[serde(rename = "eventName", default, skip_serializing_if = "Option::is_none")]
     pub event_name: Option<String>,
     pub s3: S3Entity,
 }
@@ -101,20 +101,37 @@ pub fn decode_key(raw: &str) -> String {
     percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
-/// The objects an S3 event names.
-pub fn s3_objects(records: &[S3EventRecord]) -> Vec<ObjectRef> {
+/// The objects an S3 event names, or why the event cannot be read: a record without a bucket
+/// name or an object key (fields AWS always sends) names nothing to read, and leaving it out
+/// would acknowledge the event unread.
+pub fn s3_objects(records: &[S3EventRecord]) -> Result<Vec<ObjectRef>, String> {
     records
         .iter()
-        .filter_map(|r| {
-            Some(ObjectRef {
-                bucket: r.s3.bucket.name.clone()?,
-                key: decode_key(r.s3.object.key.as_deref()?),
+        .enumerate()
+        .map(|(i, r)| {
+            let missing = |field| format!("S3 event record {} has no {field}; AWS always sends one", i + 1);
+            Ok(ObjectRef {
+                bucket: r.s3.bucket.name.clone().ok_or_else(|| missing("bucket name"))?,
+                key: decode_key(r.s3.object.key.as_deref().ok_or_else(|| missing("object key"))?),
                 // The version this event is about (versioned buckets): later uploads of the key
                 // are other events, read as other versions with other record ids.
                 version: r.s3.object.version_id.clone().filter(|v| !v.is_empty() && v != "null"),
             })
         })
         .collect()
+}
+
+/// The rows of the objects an S3 event names, or one unreadable item (`id`, the event's raw
+/// text) when it names none it can.
+pub fn s3_items(id: &str, event: &S3Notification, objects: Objects, from: Option<Resume>, marks: Marks) -> Items {
+    match s3_objects(&event.records) {
+        Ok(refs) => super::objects::read_unit(refs, objects, from, marks),
+        Err(reason) => {
+            let raw = serde_json::to_string(event).unwrap_or_default();
+            let unreadable = Unreadable { id: id.to_string(), raw: cap_raw(raw.as_bytes()), reason };
+            Box::new(std::iter::once(SourceItem::Unreadable(unreadable)))
+        }
+    }
 }
 
 /// An S3 event's identity as one unit of work: its objects and their versions (the sequencer,
@@ -200,7 +217,12 @@ fn envelope_of(value: Value, depth: u8) -> Envelope {
         let is_s3 = |r: &Value| r.get("eventSource").and_then(Value::as_str) == Some("aws:s3");
         if !records.is_empty() && records.iter().all(is_s3) {
             return match serde_json::from_value::<S3Notification>(value) {
-                Ok(event) => Envelope::S3(s3_objects(&event.records)),
+                Ok(event) => match s3_objects(&event.records) {
+                    Ok(refs) => Envelope::S3(refs),
+                    Err(reason) => {
+                        Envelope::Malformed(format!("an S3 event notification that cannot be read: {reason}"))
+                    }
+                },
                 Err(e) => Envelope::Malformed(format!("an S3 event notification that cannot be read: {e}")),
             };
         }
@@ -343,7 +365,9 @@ pub fn read_json<R: BufRead + Send + 'static>(
             match Event::from_value(value) {
                 Ok(Event::Sqs(event)) => Ok(sqs_items(&event.records, objects)),
                 Ok(Event::Sns(event)) => Ok(sns_items(&event.records, objects)),
-                Ok(Event::S3(event)) => Ok(read_objects(s3_objects(&event.records), objects.clone())),
+                Ok(Event::S3(event)) => {
+                    Ok(s3_items(&format!("{name}#1"), &event, objects.clone(), None, Marks::default()))
+                }
                 Ok(Event::Empty) => Ok(Box::new(std::iter::empty())),
                 Err(e @ EventError::Malformed { .. }) => Err(format_err(e.to_string())),
                 // Any other object is one record.
@@ -356,7 +380,7 @@ pub fn read_json<R: BufRead + Send + 'static>(
 
 /// Reads each object in turn.
 pub fn read_objects(refs: Vec<ObjectRef>, objects: Objects) -> Items {
-    super::objects::read_unit(refs, objects, None, super::resume::Marks::default())
+    super::objects::read_unit(refs, objects, None, Marks::default())
 }
 
 /// The message attribute of a continuation: the message was re-sent to its queue to go on
@@ -406,7 +430,7 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
         };
         let Ok(Event::S3(s3)) = Event::from_value(fixture("s3-event.json")) else { panic!("an S3 event") };
-        assert_eq!(s3_objects(&s3.records)[0].bucket, "example-bucket");
+        assert_eq!(s3_objects(&s3.records).unwrap()[0].bucket, "example-bucket");
         assert!(matches!(Event::from_value(fixture("sqs-event.json")), Ok(Event::Sqs(_))));
         assert!(matches!(Event::from_value(serde_json::json!({"Records": []})), Ok(Event::Empty)));
         let err = Event::from_value(serde_json::json!({"detail": {}})).unwrap_err().to_string();

@@ -40,16 +40,30 @@ pub struct At {
     pub offset: u64,
     /// Lines before `offset`: the next record's line numbers (its id) count on from there.
     pub lines: u64,
-    /// The CSV header the rows after `offset` are read with (empty for JSON Lines).
+    /// The CSV header the rows after `offset` are read with (empty for JSON Lines, or before
+    /// the header was read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub header: Vec<String>,
+    /// The byte before `offset` is a CR counted in `lines`: a LF at `offset` is its CRLF, not
+    /// another line (CSV).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_cr: bool,
+}
+
+/// Where a reader stands: the offset, the lines before it, and whether it stands right after a
+/// CR (see [`At::after_cr`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place {
+    pub offset: u64,
+    pub lines: u64,
+    pub after_cr: bool,
 }
 
 /// What a reader says of its place after the item it just yielded.
 #[derive(Debug, Default)]
 struct Told {
-    /// `(offset, lines)`: where the next item would start, and the lines before it.
-    place: Option<(u64, u64)>,
+    /// Where the next item would start.
+    place: Option<Place>,
     header: Vec<String>,
 }
 
@@ -60,7 +74,12 @@ pub struct Tell(Arc<Mutex<Told>>);
 impl Tell {
     /// The next item starts `offset` bytes into the object, after `lines` lines.
     pub fn set(&self, offset: u64, lines: u64) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).place = Some((offset, lines));
+        self.set_place(Place { offset, lines, after_cr: false });
+    }
+
+    /// The next item starts at this place.
+    pub fn set_place(&self, place: Place) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).place = Some(place);
     }
 
     /// The reader cannot be started where it is (the rest of its input is unreadable).
@@ -73,11 +92,19 @@ impl Tell {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).header = header.to_vec();
     }
 
+    #[cfg(test)]
     pub(crate) fn place(&self) -> Option<(u64, u64)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).place
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).place.map(|p| (p.offset, p.lines))
     }
 
-    fn header(&self) -> Vec<String> {
+    /// Where to start a reader for the next item, header included.
+    #[cfg(test)]
+    pub(crate) fn at(&self) -> Option<At> {
+        let told = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        told.place.map(|p| At { offset: p.offset, lines: p.lines, header: told.header.clone(), after_cr: p.after_cr })
+    }
+
+    pub(crate) fn header(&self) -> Vec<String> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).header.clone()
     }
 }
@@ -87,7 +114,7 @@ impl Tell {
 struct Mark {
     object: usize,
     items: u64,
-    place: Option<(u64, u64)>,
+    place: Option<Place>,
 }
 
 #[derive(Debug, Default)]
@@ -124,7 +151,8 @@ impl Marks {
     /// An item of object `object` was yielded; `items` of that object are yielded so far.
     pub(crate) fn item(&self, object: usize, items: u64) {
         let mut m = self.lock();
-        let place = m.objects.get(object).and_then(|(_, tell)| tell.place());
+        let place =
+            m.objects.get(object).and_then(|(_, tell)| tell.0.lock().unwrap_or_else(PoisonError::into_inner).place);
         m.pending.push_back(Mark { object, items, place });
     }
 
@@ -151,8 +179,12 @@ impl Marks {
         let (etag, tell) = m.objects.get(mark.object).cloned().unwrap_or_default();
         let header = tell.header();
         let header_bytes: usize = header.iter().map(|h| h.len() + 1).sum();
-        let at =
-            mark.place.filter(|_| header_bytes <= MAX_HEADER_BYTES).map(|(offset, lines)| At { offset, lines, header });
+        let at = mark.place.filter(|_| header_bytes <= MAX_HEADER_BYTES).map(|p| At {
+            offset: p.offset,
+            lines: p.lines,
+            header,
+            after_cr: p.after_cr,
+        });
         Some(Resume { object: mark.object, items: mark.items, at, etag })
     }
 }
@@ -202,7 +234,7 @@ mod tests {
             marks.item(0, i);
         }
         marks.confirm(2);
-        let at = At { offset: 20, lines: 3, header: vec!["a".into(), "b".into()] };
+        let at = At { offset: 20, lines: 3, header: vec!["a".into(), "b".into()], after_cr: false };
         assert_eq!(marks.resume(), Some(Resume { object: 0, items: 2, at: Some(at), etag: Some("\"e1\"".into()) }));
         // A reader that lost its place (a format that cannot start mid-object): items only.
         let other = Tell::default();

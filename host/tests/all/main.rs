@@ -9,6 +9,7 @@ mod flows;
 mod hostile;
 mod loading;
 mod pipeline;
+mod props;
 mod twins;
 
 use std::path::Path;
