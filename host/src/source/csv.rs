@@ -160,6 +160,22 @@ pub fn read_from<R: Read + Send + 'static>(
                             }
                         }
                     }
+                    // Two columns of one name would leave one value out of every record.
+                    let mut seen = std::collections::HashMap::with_capacity(names.len());
+                    for (i, n) in names.iter().enumerate() {
+                        if let Some(first) = seen.insert(n.as_str(), i) {
+                            failed = true;
+                            break 'read Some(SourceItem::Unreadable(Unreadable {
+                                id,
+                                raw: raw(),
+                                reason: format!(
+                                    "header (line {line}) names `{n}` twice (columns {} and {}); the file cannot be read",
+                                    first + 1,
+                                    i + 1
+                                ),
+                            }));
+                        }
+                    }
                     tell.set_header(&names);
                     header = Some(names);
                     continue;
@@ -584,6 +600,13 @@ mod tests {
                 proptest::prop_assert_eq!(tail, expected, "started after item {}", k);
             }
         }
+    }
+
+    #[test]
+    fn a_header_naming_a_column_twice_is_unreadable() {
+        let got = items(b"id,v, id\n1,2,3\n");
+        let reason = "header (line 1) names `id` twice (columns 1 and 3); the file cannot be read";
+        assert!(matches!(&got[..], [SourceItem::Unreadable(u)] if u.id == "t.csv#1" && u.reason == reason), "{got:?}");
     }
 
     #[test]
