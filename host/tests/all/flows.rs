@@ -41,18 +41,18 @@ use crate::{chain, load};
 use weir_test_artifacts::emulators::{self, Process};
 
 /// The emulator, clients on it, and the example pipeline's resources.
-struct World {
-    rt: tokio::runtime::Runtime,
-    pipeline: Pipeline,
+pub(crate) struct World {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) pipeline: Pipeline,
     /// Clients straight to the emulator, for setting up and checking.
-    direct: Aws,
-    input_url: String,
-    dlq_url: String,
+    pub(crate) direct: Aws,
+    pub(crate) input_url: String,
+    pub(crate) dlq_url: String,
     notified_url: String,
-    _moto: Process,
+    pub(crate) _moto: Process,
 }
 
-async fn clients(endpoint: &str, max_attempts: u32, rt: tokio::runtime::Handle) -> Aws {
+pub(crate) async fn clients(endpoint: &str, max_attempts: u32, rt: tokio::runtime::Handle) -> Aws {
     Aws::from_config(emulators::sdk_config(endpoint, max_attempts).await, true, rt)
 }
 
@@ -64,14 +64,19 @@ impl World {
     /// The example pipeline with these sinks added (TOML appended to its file), in batches of
     /// `batch_size` records.
     fn with_sinks(extra: &str, batch_size: usize) -> Option<World> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders/weir.toml");
+        let text = std::fs::read_to_string(&path).expect("example") + "\n" + extra;
+        assert!(text.contains("\nbatch_size = 100\n"), "the example's batch size");
+        World::with_pipeline(&text.replace("\nbatch_size = 100\n", &format!("\nbatch_size = {batch_size}\n")))
+    }
+
+    /// A pipeline file of the example's stages (and its sinks' names), given whole.
+    pub(crate) fn with_pipeline(text: &str) -> Option<World> {
         let moto = emulators::moto()?;
         let rt = tokio::runtime::Runtime::new().expect("tokio");
         let direct = rt.block_on(clients(&moto.endpoint(), 5, rt.handle().clone()));
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders/weir.toml");
-        let text = std::fs::read_to_string(&path).expect("example") + "\n" + extra;
-        assert!(text.contains("\nbatch_size = 100\n"), "the example's batch size");
-        let text = text.replace("\nbatch_size = 100\n", &format!("\nbatch_size = {batch_size}\n"));
-        let pipeline = Pipeline::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        let pipeline = Pipeline::parse(&path, text).unwrap_or_else(|e| panic!("{e}"));
         let (input_url, dlq_url, notified_url) = rt.block_on(async {
             for t in &pipeline.tables {
                 emulators::create_table(&direct.dynamodb, &t.name, &t.key[0]).await;
@@ -113,7 +118,7 @@ impl World {
     }
 
     /// A consumer on these clients.
-    fn consumer_with(&self, aws: Aws) -> (Runner, Objects) {
+    pub(crate) fn consumer_with(&self, aws: Aws) -> (Runner, Objects) {
         let bindings = Bindings::default();
         let wired = self.rt.block_on(build::aws(&self.pipeline, &aws, &bindings)).expect("sinks");
         let objects = build::aws_objects(&self.pipeline, &aws, &bindings);
@@ -166,7 +171,7 @@ impl World {
         }
     }
 
-    fn scan(&self, table: &str) -> Vec<Value> {
+    pub(crate) fn scan(&self, table: &str) -> Vec<Value> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -188,7 +193,7 @@ impl World {
     }
 
     /// Aggregate rows of a table (markers left out), by group.
-    fn groups(&self, table: &str, key: &str) -> BTreeMap<String, Value> {
+    pub(crate) fn groups(&self, table: &str, key: &str) -> BTreeMap<String, Value> {
         self.scan(table)
             .into_iter()
             .filter(|i| !i[key].as_str().unwrap_or_default().starts_with("weir-seen#"))
@@ -229,7 +234,7 @@ fn example_chain(pipeline: &Pipeline) -> Chain {
 }
 
 /// An order; every seventh has an unknown currency (rejected by validate).
-fn order(i: usize) -> Value {
+pub(crate) fn order(i: usize) -> Value {
     let currency = if i % 7 == 3 { "XYZ" } else { ["USD", "EUR", "GBP"][i % 3] };
     json!({
         "order_id": format!("o-{i:04}"),
@@ -242,7 +247,7 @@ fn order(i: usize) -> Value {
     })
 }
 
-fn is_good(o: &Value) -> bool {
+pub(crate) fn is_good(o: &Value) -> bool {
     o["currency"] != "XYZ"
 }
 
@@ -272,7 +277,7 @@ fn decimal(v: &Value) -> Decimal {
 }
 
 /// The tables hold each good order once and exact aggregates.
-fn assert_tables(world: &World, orders: &[Value]) {
+pub(crate) fn assert_tables(world: &World, orders: &[Value]) {
     let good: BTreeSet<String> = orders
         .iter()
         .filter(|o| is_good(o))
@@ -427,7 +432,7 @@ fn csv_orders() -> Vec<Value> {
     orders_of(CSV)
 }
 
-fn orders_of(csv: &str) -> Vec<Value> {
+pub(crate) fn orders_of(csv: &str) -> Vec<Value> {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     reader
         .deserialize::<BTreeMap<String, String>>()
@@ -568,6 +573,35 @@ fn f_each_version_of_an_overwritten_key_is_read_as_its_event_names_it() {
     assert_eq!(sources, expected, "each version's rejected row, under its own id");
 }
 
+/// Orders as a CSV export of the example's columns.
+pub(crate) fn csv_of(orders: impl Iterator<Item = Value>) -> String {
+    let mut csv = String::from("order_id,user_id,amount,currency,timestamp,channel,email,note_internal\n");
+    for o in orders {
+        let f = |k: &str| o[k].as_str().map(String::from).unwrap_or_else(|| o[k].to_string());
+        csv += &format!(
+            "{},{},{},{},{},{},{},\n",
+            f("order_id"),
+            f("user_id"),
+            f("amount"),
+            f("currency"),
+            f("timestamp"),
+            f("channel"),
+            f("email")
+        );
+    }
+    csv
+}
+
+/// The fault proxy's counts of the faults it injected, by kind.
+pub(crate) fn faults_injected(proxy: &Process) -> Value {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    use std::io::{Read, Write};
+    write!(stream, "GET /__faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+}
+
 /// A Lambda SQS event of these orders, with fixed message ids.
 fn event(orders: &[Value]) -> Vec<SqsMessage> {
     messages(
@@ -580,7 +614,7 @@ fn event(orders: &[Value]) -> Vec<SqsMessage> {
 }
 
 /// SQS event records as Lambda's types read them.
-fn messages(records: Vec<Value>) -> Vec<SqsMessage> {
+pub(crate) fn messages(records: Vec<Value>) -> Vec<SqsMessage> {
     serde_json::from_value(Value::Array(records)).expect("SQS event records")
 }
 
@@ -628,20 +662,7 @@ fn e_faults_between_weir_and_aws_lose_nothing_and_duplicate_nothing() {
     let orders: Vec<Value> = (0..150).map(order).collect();
     let mut pending = event(&orders);
     // And 100 orders in a CSV object, named by an S3 event in the same batches.
-    let mut csv = String::from("order_id,user_id,amount,currency,timestamp,channel,email,note_internal\n");
-    for o in (150..250).map(order) {
-        let f = |k: &str| o[k].as_str().map(String::from).unwrap_or_else(|| o[k].to_string());
-        csv += &format!(
-            "{},{},{},{},{},{},{},\n",
-            f("order_id"),
-            f("user_id"),
-            f("amount"),
-            f("currency"),
-            f("timestamp"),
-            f("channel"),
-            f("email")
-        );
-    }
+    let csv = csv_of((150..250).map(order));
     let put = world.direct.s3.put_object().bucket("orders-incoming").key("faults/orders.csv");
     world.rt.block_on(put.body(ByteStream::from(csv.clone().into_bytes())).send()).expect("upload");
     let s3_event = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
@@ -708,14 +729,7 @@ fn e_faults_between_weir_and_aws_lose_nothing_and_duplicate_nothing() {
         all.iter().filter(|o| !is_good(o)).map(|o| o["order_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(rejected, bad, "every rejected order in the dead-letter queue");
 
-    let faults: Value = {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-        use std::io::{Read, Write};
-        write!(stream, "GET /__faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap()
-    };
+    let faults = faults_injected(&proxy);
     eprintln!("faults injected: {faults}; rounds {rounds}; messages failed and redelivered {failed_any}");
     assert!(failed_any > 0 && rounds > 1, "some messages must have failed and been redelivered");
     for kind in ["throttle", "error500", "drop", "lost", "partial", "reset", "slow"] {

@@ -10,6 +10,7 @@ mod hostile;
 mod loading;
 mod pipeline;
 mod props;
+mod soak;
 mod twins;
 
 use std::path::Path;

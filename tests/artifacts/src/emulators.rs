@@ -187,6 +187,11 @@ pub fn moto() -> Option<Process> {
 
 /// The fault-injection proxy in front of `upstream`: `share` of requests get a fault.
 pub fn fault_proxy(upstream: u16, share: f64, seed: u64) -> Option<Process> {
+    fault_proxy_holding(upstream, share, seed, 1.5)
+}
+
+/// [`fault_proxy`], holding its `slow` answers `slow` seconds.
+pub fn fault_proxy_holding(upstream: u16, share: f64, seed: u64, slow: f64) -> Option<Process> {
     let python = moto_python()?;
     let port = free_port().expect("a free loopback port");
     let mut command = Command::new(python);
@@ -195,6 +200,7 @@ pub fn fault_proxy(upstream: u16, share: f64, seed: u64) -> Option<Process> {
         upstream.to_string(),
         share.to_string(),
         seed.to_string(),
+        slow.to_string(),
     ]);
     started(command, port, "fault proxy")
 }
