@@ -117,8 +117,24 @@ impl World {
         self.consumer_with(self.direct.clone())
     }
 
+    /// A consumer through the fault proxy: three attempts of at most `attempt` each (a slow
+    /// answer is retried while the first attempt is still applied), checkpoints in S3.
+    pub(crate) fn faulty_consumer(&self, proxy: &Process, attempt: std::time::Duration) -> (Runner, Objects) {
+        let aws = self.rt.block_on(async {
+            let timeouts = aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(attempt).build();
+            let config =
+                emulators::sdk_config(&proxy.endpoint(), 3).await.into_builder().timeout_config(timeouts).build();
+            Aws::from_config(config, true, self.rt.handle().clone())
+        });
+        let checkpoints =
+            S3Checkpoints::new(aws.s3.clone(), self.rt.handle().clone(), "orders-processed", "weir-checkpoints/");
+        let (mut runner, objects) = self.consumer_with(aws);
+        runner.set_checkpoints(Some(Box::new(checkpoints)));
+        (runner, objects)
+    }
+
     /// A consumer on these clients.
-    pub(crate) fn consumer_with(&self, aws: Aws) -> (Runner, Objects) {
+    fn consumer_with(&self, aws: Aws) -> (Runner, Objects) {
         let bindings = Bindings::default();
         let wired = self.rt.block_on(build::aws(&self.pipeline, &aws, &bindings)).expect("sinks");
         let objects = build::aws_objects(&self.pipeline, &aws, &bindings);
@@ -670,18 +686,8 @@ fn e_faults_between_weir_and_aws_lose_nothing_and_duplicate_nothing() {
     pending
         .extend(messages(vec![json!({"messageId": "msg-s3", "body": s3_event.to_string(), "eventSource": "aws:sqs"})]));
 
-    let aws = world.rt.block_on(async {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(std::time::Duration::from_secs(1))
-            .build();
-        let config = emulators::sdk_config(&proxy.endpoint(), 3).await.into_builder().timeout_config(timeouts).build();
-        Aws::from_config(config, true, world.rt.handle().clone())
-    });
-    let checkpoints =
-        S3Checkpoints::new(aws.s3.clone(), world.rt.handle().clone(), "orders-processed", "weir-checkpoints/");
-    let (mut runner, objects) = world.consumer_with(aws);
     // A failed object keeps its leading rows done: the retry resumes after them.
-    runner.set_checkpoints(Some(Box::new(checkpoints)));
+    let (mut runner, objects) = world.faulty_consumer(&proxy, std::time::Duration::from_secs(1));
     let mut rounds = 0;
     let mut failed_any = 0;
     while !pending.is_empty() {

@@ -27,8 +27,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use serde_json::{Value, json};
-use weir_host::aws::Aws;
-use weir_host::pipeline::checkpoints::S3Checkpoints;
 use weir_host::source::lambda::{RESUME_ATTRIBUTE, SqsMessage};
 use weir_test_artifacts::emulators;
 
@@ -172,16 +170,7 @@ fn soak(seed: u64, records: usize) -> bool {
     // The consumer, through the proxy, with short attempt timeouts (a slow answer is retried
     // while the first attempt is still applied), checkpoints in S3, and a deadline that runs out
     // before 2 % of batches.
-    let aws = world.rt.block_on(async {
-        let timeouts =
-            aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(Duration::from_millis(400)).build();
-        let config = emulators::sdk_config(&proxy.endpoint(), 3).await.into_builder().timeout_config(timeouts).build();
-        Aws::from_config(config, true, world.rt.handle().clone())
-    });
-    let checkpoints =
-        S3Checkpoints::new(aws.s3.clone(), world.rt.handle().clone(), "orders-processed", "weir-checkpoints/");
-    let (mut runner, objects) = world.consumer_with(aws);
-    runner.set_checkpoints(Some(Box::new(checkpoints)));
+    let (mut runner, objects) = world.faulty_consumer(&proxy, Duration::from_millis(400));
     let deadline = rng.clone();
     runner.set_deadline(Some(Box::new(move || deadline.next() < 0.02)));
 
