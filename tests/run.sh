@@ -13,6 +13,10 @@
 #   3. terraform/: fmt, validate, `terraform test` with a mocked provider, checkov, and a real
 #      apply against the local AWS emulator (terraform/tests/run.sh; installs its own venvs).
 #
+# `bash tests/run.sh --long` runs only the release soak instead (issue #15): the chaos soak
+# (host/tests/all/soak.rs) at 100,000 records, repeated on new seeds for 60 minutes
+# (WEIR_SOAK_RECORDS and WEIR_SOAK_MINUTES override both). Run it before a release.
+#
 # Ends with one line `weir: N passed, M failed, K skipped`; exits non-zero if anything failed.
 # A test that cannot run (a missing emulator or tool) says SKIPPED and is counted; under CI=true
 # a skip is a failure, so CI never passes on a test that did not run.
@@ -97,6 +101,20 @@ install_tools() {
       || echo "warning: could not install checkov; terraform/tests/run.sh will try again"
   fi
 }
+if [ "${1:-}" = "--long" ]; then
+  section "release soak: the chaos soak at ${WEIR_SOAK_RECORDS:-100000} records for ${WEIR_SOAK_MINUTES:-60} minutes"
+  install_tools 2>&1 | tee "$logs/tools.log"
+  export WEIR_SOAK_RECORDS=${WEIR_SOAK_RECORDS:-100000} WEIR_SOAK_MINUTES=${WEIR_SOAK_MINUTES:-60}
+  cargo_suite soak cargo test --locked -p weir-host --test all soak:: -- --nocapture
+  if [ -f "$WEIR_SKIPS_FILE" ]; then
+    while IFS= read -r s; do skip "$s"; done < "$WEIR_SKIPS_FILE"
+  fi
+  for f in "${failures[@]}"; do echo "FAILED: $f"; done
+  echo "weir: $passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ] && [ "${#failures[@]}" -eq 0 ]
+  exit
+fi
+
 section "tools (in the background)"
 install_tools > "$logs/tools.log" 2>&1 &
 tools_pid=$!

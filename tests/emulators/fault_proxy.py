@@ -264,14 +264,23 @@ class Proxy(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_any
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that gave up on a slow or lost answer (its attempt timed out) closes the
+        connection under us: expected here, not worth a traceback per request."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main() -> None:
     listen, upstream, share, seed = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     Proxy.upstream, Proxy.share, Proxy.rng = upstream, share, random.Random(seed)
     if len(sys.argv) > 5:
         Proxy.slow = float(sys.argv[5])
-    server = ThreadingHTTPServer(("127.0.0.1", listen), Proxy)
-    server.daemon_threads = True
-    server.serve_forever()
+    Server(("127.0.0.1", listen), Proxy).serve_forever()
 
 
 if __name__ == "__main__":

@@ -133,6 +133,32 @@ fn put_if_absent_treats_a_redelivery_as_done() {
     assert_eq!(db.scan("first")[0]["v"], 1);
 }
 
+/// Conditional puts that fail for now are sent again by the sink itself: here the SDK makes one
+/// attempt only (as when its retry quota is spent, which a redelivered batch of conditional
+/// failures drains) and a fifth of requests meet a fault; every record is still written once.
+#[test]
+fn put_if_absent_sends_again_what_failed_for_now() {
+    let Some(dynalite) = emulators::dynalite() else { return };
+    let Some(proxy) = emulators::fault_proxy_holding(dynalite.port, 0.2, 7, 0.3) else { return };
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let direct = Client::new(&rt.block_on(emulators::sdk_config(&dynalite.endpoint(), 3)));
+    rt.block_on(emulators::create_table(&direct, "first", "pk"));
+    let timeouts =
+        aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(std::time::Duration::from_millis(200));
+    let faulty = rt.block_on(emulators::sdk_config(&proxy.endpoint(), 1)).into_builder().timeout_config(timeouts.build());
+    let db = Emulator { client: Client::new(&faulty.build()), rt, _process: dynalite };
+    let mut sink = db.sink("first", "pk", TableMode::PutIfAbsent);
+    let bodies: Vec<(String, String)> = (0..60).map(|i| (format!("m-{i}"), format!(r#"{{"pk":"k{i}","v":{i}}}"#))).collect();
+    let report = db.write(&mut sink, &emitted(&bodies));
+    assert!(report.failed.is_empty(), "{report:?}");
+    // A put applied before its answer was lost finds its own item on the retry.
+    assert_eq!(report.written + report.unchanged, 60, "{report:?}");
+    let stored = Emulator { client: direct, rt: tokio::runtime::Runtime::new().expect("tokio"), _process: proxy };
+    let items = stored.scan("first");
+    assert_eq!(items.len(), 60);
+    assert!(items.iter().all(|i| i["pk"].as_str() == Some(&format!("k{}", i["v"]))), "{items:?}");
+}
+
 #[test]
 fn aggregates_count_each_record_once_however_often_it_is_delivered() {
     let Some(db) = moto() else { return };

@@ -110,7 +110,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 #[test]
-#[ignore = "issue #15: not yet verified or timed within the CI budget; run with `-- --ignored soak`"]
+#[ignore = "issue #15: exact at 2,000 and 10,000 records (about 2 min), but the deadline does not yet cut any batch, so its last check fails; run with `-- --ignored soak`"]
 fn chaos_soak_every_record_exactly_once_against_ground_truth() {
     let seed = env_number("WEIR_SOAK_SEED", 15);
     let records = env_number("WEIR_SOAK_RECORDS", 100_000) as usize;
@@ -133,7 +133,7 @@ fn chaos_soak_every_record_exactly_once_against_ground_truth() {
 fn soak(seed: u64, records: usize) -> bool {
     let t0 = Instant::now();
     let Some(world) = World::with_pipeline(PIPELINE) else { return false };
-    let Some(proxy) = emulators::fault_proxy_holding(world._moto.port, 0.05, seed, 0.6) else { return false };
+    let Some(proxy) = emulators::fault_proxy_holding(world._moto.port, 0.05, seed, 3.0) else { return false };
     let rng = Rng::new(seed);
     let s3 = &world.direct.s3;
 
@@ -167,18 +167,31 @@ fn soak(seed: u64, records: usize) -> bool {
     }
     let mut pending: VecDeque<Vec<SqsMessage>> = bodies.chunks(500).map(|c| messages(c.to_vec())).collect();
 
-    // The consumer, through the proxy, with short attempt timeouts (a slow answer is retried
-    // while the first attempt is still applied), checkpoints in S3, and a deadline that runs out
-    // before 2 % of batches.
-    let (mut runner, objects) = world.faulty_consumer(&proxy, Duration::from_millis(400));
+    // The consumer, through the proxy, with attempt timeouts shorter than a slow answer (it is
+    // retried while the first attempt is still applied) but well above the emulator's queueing
+    // (moto applies one request at a time, and a batch has a hundred puts in flight), checkpoints
+    // in S3, and a deadline that runs out before 10 % of batches.
+    let (mut runner, objects) = world.faulty_consumer(&proxy, Duration::from_secs(2));
     let deadline = rng.clone();
-    runner.set_deadline(Some(Box::new(move || deadline.next() < 0.02)));
+    runner.set_deadline(Some(Box::new(move || deadline.next() < 0.1)));
 
     let (mut runs, mut failed, mut cut, mut again) = (0usize, 0usize, 0usize, 0usize);
     while let Some(event) = pending.pop_front() {
         runs += 1;
         assert!(runs < 20 * (records / 500 + 10), "still failing after {runs} runs: {} events left", pending.len());
+        let run_started = Instant::now();
         let outcome = runner.run_sqs_event(&event, &objects).expect("runner");
+        if runs % 20 == 0 {
+            eprintln!(
+                "soak: run {runs} of {} messages in {:?} ({} failed, {} cut); {} events pending, {:?} in",
+                event.len(),
+                run_started.elapsed(),
+                outcome.failed.len(),
+                outcome.cut.len(),
+                pending.len(),
+                t0.elapsed()
+            );
+        }
         // Cut objects go on in a continuation message, as the Lambda sends them.
         let mut redeliver: Vec<SqsMessage> = Vec::new();
         for m in &event {

@@ -106,8 +106,15 @@ fn free_port() -> Option<u16> {
     Some(TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port())
 }
 
+/// Starts an emulator and waits until it listens. Its output (a line per request, tracebacks of
+/// the connections the fault proxy drops) goes to `target/emulators/logs/<what>-<port>.log`,
+/// not into the test output.
 fn started(mut command: Command, port: u16, what: &str) -> Option<Process> {
-    let child = match command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn() {
+    let logs = root().join("target/emulators/logs");
+    let log = std::fs::create_dir_all(&logs)
+        .and_then(|()| std::fs::File::create(logs.join(format!("{}-{port}.log", what.replace(' ', "-")))));
+    let stderr = log.map(Stdio::from).unwrap_or_else(|_| Stdio::inherit());
+    let child = match command.stdout(Stdio::null()).stderr(stderr).spawn() {
         Ok(c) => c,
         Err(e) => {
             skipped(&format!("cannot start {what}: {e}; this test did not run"));
@@ -117,7 +124,10 @@ fn started(mut command: Command, port: u16, what: &str) -> Option<Process> {
     let process = Process { child, port };
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on port {port} (its output: target/emulators/logs/)"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Some(process)

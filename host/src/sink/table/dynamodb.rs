@@ -10,7 +10,8 @@
 //!   that field, so a redelivered older record never overwrites a newer one; in one batch the
 //!   newest record of a key is the one written (the others count as unchanged).
 //! - `put-if-absent`: `PutItem` with `attribute_not_exists(<key>)`, a bounded number at once; a
-//!   conditional failure means the item is already there (a redelivery) and counts as done.
+//!   conditional failure means the item is already there (a redelivery) and counts as done. A
+//!   put that fails for now is sent again with backoff (also with `order_by`).
 //! - `aggregate`: per group, `TransactWriteItems` of up to 99 marker items
 //!   `weir-seen#<record id>` (put only if absent, with `expires_at` 15 days on for the table's
 //!   TTL) and one `ADD` of the records' summed counters on the group's item, with an
@@ -32,7 +33,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -248,15 +253,14 @@ impl DynamoTable {
     /// `put-if-absent`: one conditional `PutItem` per record, `concurrency` at once. `Ok(true)`
     /// written, `Ok(false)` already present (a redelivery), `Err` failed for now.
     async fn put_if_absent(&self, item: Item) -> Result<bool, String> {
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table_name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", &self.config.key[0])
-            .send()
-            .await;
+            .expression_attribute_names("#k", &self.config.key[0]);
+        let result = self.put_retried(put).await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
@@ -264,11 +268,29 @@ impl DynamoTable {
         }
     }
 
+    /// One conditional `PutItem`, sent again with backoff while it fails for now (throttled,
+    /// timed out, unavailable, the connection lost). The SDK's own retries stop once its retry
+    /// quota is spent, and a redelivered batch drains that quota: every put of it ends in a
+    /// conditional failure, which refills nothing, while each fault costs. A put whose earlier
+    /// attempt was applied meets its own item on the retry and counts as already there.
+    async fn put_retried(&self, put: PutItemFluentBuilder) -> Result<PutItemOutput, SdkError<PutItemError, HttpResponse>> {
+        let mut attempt = 0;
+        loop {
+            match put.clone().send().await {
+                Err(e) if attempt < self.backoff.attempts && is_transient(&e) => {
+                    tokio::time::sleep(self.backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// `put` with `order_by`: one `PutItem` on condition that the stored item is not newer
     /// (`attribute_not_exists(#k) OR attribute_not_exists(#o) OR #o <= :o`, [`rules::replaces`]).
     /// `Ok(true)` written, `Ok(false)` the stored item is newer (a redelivered older record).
     async fn put_if_not_older(&self, item: Item, field: &str, value: AttributeValue) -> Result<bool, Refusal> {
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table_name)
@@ -276,9 +298,8 @@ impl DynamoTable {
             .condition_expression("attribute_not_exists(#k) OR attribute_not_exists(#o) OR #o <= :o")
             .expression_attribute_names("#k", &self.config.key[0])
             .expression_attribute_names("#o", field)
-            .expression_attribute_values(":o", value)
-            .send()
-            .await;
+            .expression_attribute_values(":o", value);
+        let result = self.put_retried(put).await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
@@ -657,6 +678,18 @@ struct Isolated {
     written: usize,
     failed: Vec<(usize, String)>,
     unwritable: Vec<(usize, String)>,
+}
+
+/// Whether a `PutItem` failed for now: not refused for what it is (its condition, its
+/// content), nor unbuildable.
+fn is_transient(e: &SdkError<PutItemError, HttpResponse>) -> bool {
+    match e {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(s) => {
+            !s.err().is_conditional_check_failed_exception() && !is_validation(s.err().meta().code())
+        }
+        _ => true,
+    }
 }
 
 /// Whether an error code says the request itself is invalid (a retry sends the same).
