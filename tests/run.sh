@@ -105,7 +105,7 @@ if [ "${1:-}" = "--long" ]; then
   section "release soak: the chaos soak at ${WEIR_SOAK_RECORDS:-100000} records for ${WEIR_SOAK_MINUTES:-60} minutes"
   install_tools 2>&1 | tee "$logs/tools.log"
   export WEIR_SOAK_RECORDS=${WEIR_SOAK_RECORDS:-100000} WEIR_SOAK_MINUTES=${WEIR_SOAK_MINUTES:-60}
-  cargo_suite soak cargo test --locked -p weir-host --test all soak:: -- --nocapture
+  cargo_suite soak cargo test --locked -p weir-host --test all soak:: -- --include-ignored --nocapture
   if [ -f "$WEIR_SKIPS_FILE" ]; then
     while IFS= read -r s; do skip "$s"; done < "$WEIR_SKIPS_FILE"
   fi
