@@ -71,16 +71,10 @@ fi
 # tests install a missing emulator themselves; doing it once here keeps parallel tests from racing.
 # A failure here is not fatal: the tests that need the tool say SKIPPED.
 install_tools() {
-  # The versions terraform/tests/run.sh pins (it installs what is missing too).
-  local moto awscli checkov
-  moto=$(sed -n 's/^MOTO_VERSION="\(.*\)"/\1/p' terraform/tests/run.sh)
-  awscli=$(sed -n 's/^AWSCLI_VERSION="\(.*\)"/\1/p' terraform/tests/run.sh)
+  # The versions tests/emulators/requirements.txt and terraform/tests/run.sh pin (both install what is missing too).
+  local checkov
   checkov=$(sed -n 's/^CHECKOV_VERSION="\(.*\)"/\1/p' terraform/tests/run.sh)
-  if [ ! -x .venv-moto/bin/moto_server ] || [ ! -x .venv-moto/bin/aws ]; then
-    echo "installing moto[server]==$moto, boto3 and awscli==$awscli into .venv-moto"
-    { python3 -m venv .venv-moto && .venv-moto/bin/pip install --quiet "moto[server]==$moto" boto3 "awscli==$awscli"; } \
-      || echo "warning: could not install moto server; emulator tests will be SKIPPED"
-  fi
+  tests/emulators/venv.sh || echo "warning: could not install moto server; emulator tests will be SKIPPED"
   if [ ! -f target/emulators/node_modules/dynalite/cli.js ]; then
     echo "installing dynalite@4.0.0 into target/emulators"
     mkdir -p target/emulators

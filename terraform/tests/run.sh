@@ -27,9 +27,8 @@ REPO_ROOT="$(cd "$TF_DIR/.." && pwd)"
 cd "$TF_DIR"
 
 CHECKOV_VERSION="3.3.30"
-MOTO_VERSION="5.2.5"
-# The deploy guide's `aws` commands (deploy_guide.py), from the moto venv.
-AWSCLI_VERSION="1.46.3"
+# moto server, boto3 and the AWS CLI (the deploy guide's `aws` commands), pinned in one file.
+MOTO_VERSION="$(sed -n 's/^moto\[server\]==//p' "$REPO_ROOT/tests/emulators/requirements.txt")"
 PLUGIN_MIRROR="/opt/tf-plugins"
 CHECKOV_VENV="$REPO_ROOT/.venv-checkov"
 MOTO_VENV="$REPO_ROOT/.venv-moto"
@@ -195,7 +194,7 @@ checkov_check() {
 
 moto_check() {
   section "terraform: apply envs/local against moto, verify, destroy"
-  if ! ensure_venv "$MOTO_VENV" "import moto.server, boto3, awscli" "moto[server]==$MOTO_VERSION" boto3 "awscli==$AWSCLI_VERSION"; then
+  if ! "$REPO_ROOT/tests/emulators/venv.sh"; then
     skip "moto apply test: pip could not install moto[server]==$MOTO_VERSION into $MOTO_VENV"
     return
   fi

@@ -172,16 +172,11 @@ pub fn moto_python() -> Option<PathBuf> {
     let venv = root().join(".venv-moto");
     let python = venv.join("bin/python");
     let _guard = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !venv.join("bin/moto_server").exists() {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "moto[server]==5.2.5", "boto3"])
-                .status()
-                .is_ok_and(|s| s.success());
-        if !ok || !venv.join("bin/moto_server").exists() {
-            skipped(&format!("moto server could not be installed into {}; this test did not run", venv.display()));
-            return None;
-        }
+    // tests/emulators/venv.sh keeps the venv to the pinned requirements (and is quick when it is).
+    let ok = Command::new("bash").arg(root().join("tests/emulators/venv.sh")).status().is_ok_and(|s| s.success());
+    if !ok || !venv.join("bin/moto_server").exists() {
+        skipped(&format!("moto server could not be installed into {}; this test did not run", venv.display()));
+        return None;
     }
     Some(python)
 }
